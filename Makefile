@@ -1,0 +1,59 @@
+# Two commands for a fresh machine (see README.md):
+#   make book   build the site into _build/html
+#   make test   unit tests, the book built with warnings as errors, every chapter re-executed by nbval
+# Each creates .venv from requirements.txt by itself.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# One thread: CPU results are then bitwise identical run after run (nbval compares outputs).
+export OMP_NUM_THREADS := 1
+export MPLBACKEND := Agg
+export PYTHONHASHSEED := 0
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: book test unit notebooks-check chapter notebooks bench clean
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . --all -W -n --keep-going
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests -q -p no:cacheprovider
+
+# Strict nbval on the notebooks the build executed: the text the site shows must reproduce exactly.
+notebooks-check: $(STAMP)
+	notebooks="$$($(BIN)/python scripts/executed_notebooks.py)"; \
+	$(BIN)/python -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
+	    -n 2 --dist loadfile $$notebooks
+
+test: unit book notebooks-check
+
+# For authors: execute and time one chapter without building the book, e.g. make chapter CH=book/part1/01_exploding_vanishing.md
+chapter: $(STAMP)
+	$(BIN)/python scripts/run_chapter.py $(CH)
+
+# For readers: every chapter as a plain .ipynb in notebooks/, runnable in any Jupyter with the companion installed.
+notebooks: $(STAMP)
+	mkdir -p notebooks
+	for f in $$(find book -name '*.md' | sort); do \
+	    grep -q '^```{code-cell}' $$f || continue; \
+	    out=$${f#book/}; out=$${out//\//_}; \
+	    $(BIN)/jupytext --quiet --to ipynb --output notebooks/$${out%.md}.ipynb $$f; \
+	done
+	@echo "Notebooks written to notebooks/ (run them with the companion installed: pip install -e .)"
+
+bench: $(STAMP)
+	for f in benchmarks/bench_*.py; do $(BIN)/python $$f; done
+
+clean:
+	rm -rf _build notebooks
