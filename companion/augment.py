@@ -1,0 +1,320 @@
+"""Label-preserving data augmentation for small images, and a loop that uses it.
+
+A digit shifted by a pixel, slightly rotated or with a little pixel noise is
+still the same digit, so these transforms enlarge the training distribution
+without touching the labels. They are drawn afresh for every batch (online
+augmentation): the model never sees exactly the same image twice, which is what
+limits memorisation. Nothing here flips images: a mirrored 2 or 7 is not a
+digit, which is why "flip everything" recipes are not label-preserving in general.
+
+Images are tensors ``[n, H, W]`` or ``[n, C, H, W]`` (a batch); flattened
+batches ``[n, H*W]`` go through :func:`augment_batch` with ``image_shape``.
+
+See the chapter "Data augmentation".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._checks import check_int, check_nonnegative
+
+__all__ = [
+    "add_gaussian_noise",
+    "augment_batch",
+    "fit_augmented",
+    "random_rotation",
+    "random_shift",
+    "rotate_images",
+    "shift_images",
+]
+
+
+def _as_nchw(images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """View ``[n, H, W]`` or ``[n, C, H, W]`` as ``[n, C, H, W]``; also return the original shape."""
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be a tensor, got {type(images).__name__}")
+    if images.ndim not in (3, 4):
+        raise ValueError(f"images must have shape [n, H, W] or [n, C, H, W], got {tuple(images.shape)}")
+    if not torch.is_floating_point(images):
+        raise TypeError(f"images must be a floating-point tensor, got dtype {images.dtype}")
+    shape = tuple(images.shape)
+    return (images.unsqueeze(1) if images.ndim == 3 else images), shape
+
+
+def shift_images(images: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+    """Translate each image by an integer number of pixels, filling with zeros.
+
+    Image ``i`` moves down by ``shifts[i, 0]`` rows and right by ``shifts[i, 1]``
+    columns; pixels pushed past the border are lost and the uncovered border is 0:
+
+    .. math::
+
+        y_i[r, c] = x_i[r - s_{i,0},\\ c - s_{i,1}] \\quad (\\text{0 outside the image}).
+
+    Args:
+        images: ``[n, H, W]`` or ``[n, C, H, W]`` floating-point tensor.
+        shifts: integer tensor ``[n, 2]`` of (down, right) shifts; negative moves up/left.
+
+    Returns:
+        A tensor shaped like ``images`` on its device.
+    """
+    x, shape = _as_nchw(images)
+    n, _, h, w = x.shape
+    if not isinstance(shifts, torch.Tensor) or shifts.shape != (n, 2):
+        got = tuple(shifts.shape) if isinstance(shifts, torch.Tensor) else type(shifts).__name__
+        raise ValueError(f"shifts must be an integer tensor of shape ({n}, 2), got {got}")
+    if torch.is_floating_point(shifts):
+        raise TypeError(f"shifts must be an integer tensor, got dtype {shifts.dtype}")
+    shifts = shifts.to(x.device)
+    s = int(shifts.abs().max().item()) if n else 0  # pad width: one host sync per batch
+    if s == 0:
+        return images.clone()
+    padded = F.pad(x, (s, s, s, s))
+    # Output pixel (r, c) reads padded pixel (r + s - dy, c + s - dx).
+    rows = torch.arange(h, device=x.device) + s - shifts[:, :1]  # [n, H]
+    cols = torch.arange(w, device=x.device) + s - shifts[:, 1:]  # [n, W]
+    batch = torch.arange(n, device=x.device)[:, None, None]
+    out = padded[batch, :, rows[:, :, None], cols[:, None, :]]  # [n, H, W, C]
+    return out.permute(0, 3, 1, 2).reshape(shape).contiguous()
+
+
+def random_shift(
+    images: torch.Tensor, max_shift: int, *, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Shift each image by independent integer offsets drawn uniformly from ``[-max_shift, max_shift]``.
+
+    Args:
+        images: ``[n, H, W]`` or ``[n, C, H, W]``.
+        max_shift: largest shift in pixels along each axis (>= 0); 0 returns a copy.
+        generator: optional CPU ``torch.Generator`` for reproducible shifts.
+
+    Returns:
+        Shifted images (zero padding), shaped like ``images``.
+
+    See :func:`shift_images` for the exact convention.
+    """
+    max_shift = check_int("max_shift", max_shift, minimum=0)
+    x, _ = _as_nchw(images)
+    shifts = torch.randint(-max_shift, max_shift + 1, (x.shape[0], 2), generator=generator)
+    return shift_images(images, shifts)
+
+
+def add_gaussian_noise(
+    x: torch.Tensor, std: float, *, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Return ``x + std * z`` with ``z ~ N(0, I)`` drawn independently per entry.
+
+    Args:
+        x: any floating-point tensor.
+        std: noise standard deviation (>= 0); 0 returns a copy.
+        generator: optional CPU ``torch.Generator``.
+
+    Returns:
+        A tensor shaped like ``x`` on its device.
+    """
+    std = check_nonnegative("std", std)
+    if not isinstance(x, torch.Tensor) or not torch.is_floating_point(x):
+        raise TypeError("x must be a floating-point tensor")
+    if std == 0:
+        return x.clone()
+    noise = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+    return x + std * noise.to(x.device)
+
+
+def rotate_images(images: torch.Tensor, degrees: torch.Tensor) -> torch.Tensor:
+    """Rotate image ``i`` about its centre by ``degrees[i]`` (counter-clockwise as displayed, row 0 on top).
+
+    Uses ``affine_grid``/``grid_sample`` with bilinear interpolation and zero
+    padding; output pixel at normalised coordinates :math:`(u, v)` reads the
+    input at
+
+    .. math::
+
+        \\begin{pmatrix} \\cos\\theta & -\\sin\\theta \\\\ \\sin\\theta & \\cos\\theta \\end{pmatrix}
+        \\begin{pmatrix} u \\\\ v \\end{pmatrix}.
+
+    Multiples of 90 degrees on square images are exact pixel permutations
+    (``torch.rot90``); other angles resample bilinearly, which blurs an 8x8
+    image a little.
+
+    Args:
+        images: ``[n, H, W]`` or ``[n, C, H, W]``.
+        degrees: tensor ``[n]`` of angles in degrees.
+
+    Returns:
+        Rotated images shaped like ``images``.
+    """
+    x, shape = _as_nchw(images)
+    n = x.shape[0]
+    if not isinstance(degrees, torch.Tensor) or degrees.shape != (n,):
+        raise ValueError(f"degrees must be a tensor of shape ({n},)")
+    theta = torch.deg2rad(degrees.to(torch.float64)).to(device=x.device, dtype=x.dtype)
+    cos, sin, zero = theta.cos(), theta.sin(), torch.zeros_like(theta)
+    matrix = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = F.affine_grid(matrix, list(x.shape), align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out.reshape(shape)
+
+
+def random_rotation(
+    images: torch.Tensor, max_degrees: float, *, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Rotate each image by an angle drawn uniformly from ``[-max_degrees, max_degrees]``.
+
+    Args:
+        images: ``[n, H, W]`` or ``[n, C, H, W]``.
+        max_degrees: largest absolute angle in degrees, in ``[0, 180]``.
+        generator: optional CPU ``torch.Generator``.
+
+    Returns:
+        Rotated images shaped like ``images`` (see :func:`rotate_images`).
+    """
+    max_degrees = check_nonnegative("max_degrees", max_degrees)
+    if max_degrees > 180:
+        raise ValueError(f"max_degrees must be in [0, 180], got {max_degrees}")
+    x, _ = _as_nchw(images)
+    u = torch.rand(x.shape[0], generator=generator, dtype=torch.float64) * 2 - 1
+    return rotate_images(images, u * max_degrees)
+
+
+def augment_batch(
+    x: torch.Tensor,
+    *,
+    max_shift: int = 0,
+    noise_std: float = 0.0,
+    max_degrees: float = 0.0,
+    image_shape: Sequence[int] | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Apply random rotation, then random shift, then Gaussian noise to a batch; labels are untouched.
+
+    Args:
+        x: images ``[n, H, W]``/``[n, C, H, W]``, or flattened ``[n, H*W]`` with ``image_shape``.
+        max_shift: see :func:`random_shift` (0 = no shift).
+        noise_std: see :func:`add_gaussian_noise` (0 = no noise).
+        max_degrees: see :func:`random_rotation` (0 = no rotation).
+        image_shape: ``(H, W)`` or ``(C, H, W)`` of one image when ``x`` is flattened.
+        generator: optional CPU ``torch.Generator`` shared by the three transforms.
+
+    Returns:
+        The augmented batch, shaped like ``x``.
+
+    Example:
+        >>> aug = lambda xb: augment_batch(xb, max_shift=1, image_shape=(8, 8))
+    """
+    max_shift = check_int("max_shift", max_shift, minimum=0)
+    noise_std = check_nonnegative("noise_std", noise_std)
+    max_degrees = check_nonnegative("max_degrees", max_degrees)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a tensor, got {type(x).__name__}")
+    flat_shape = None
+    if image_shape is not None:
+        image_shape = tuple(int(d) for d in image_shape)
+        if len(image_shape) not in (2, 3) or math.prod(image_shape) != math.prod(x.shape[1:]):
+            raise ValueError(
+                f"image_shape must be (H, W) or (C, H, W) with as many pixels as one example "
+                f"({math.prod(x.shape[1:])}), got {image_shape}"
+            )
+        flat_shape = tuple(x.shape)
+        x = x.reshape(x.shape[0], *image_shape)
+    out = x
+    if max_degrees > 0:
+        out = random_rotation(out, max_degrees, generator=generator)
+    if max_shift > 0:
+        out = random_shift(out, max_shift, generator=generator)
+    if noise_std > 0:
+        out = add_gaussian_noise(out, noise_std, generator=generator)
+    if out is x:
+        out = x.clone()
+    return out.reshape(flat_shape) if flat_shape is not None else out
+
+
+def fit_augmented(
+    model: nn.Module,
+    train: tuple[torch.Tensor, torch.Tensor],
+    *,
+    augment: Callable[[torch.Tensor], torch.Tensor],
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    epochs: int,
+    batch_size: int | None = None,
+    val: tuple[torch.Tensor, torch.Tensor] | None = None,
+    metric: str | None = None,
+    seed: int = 0,
+):
+    """Train like :func:`companion.training.fit`, but pass every batch's inputs through ``augment`` first.
+
+    Each step draws a fresh transform of its batch, ``xb -> augment(xb)``; the
+    labels are used unchanged. The recorded training loss/metric are those of
+    the *augmented* batches; validation uses the clean ``val`` data in
+    evaluation mode. One host sync per step.
+
+    Args:
+        model, loss_fn, optimizer, epochs, batch_size, val, metric, seed: as in
+            :func:`companion.training.fit`.
+        augment: a function from a batch of inputs to a batch of the same shape,
+            e.g. ``lambda xb: augment_batch(xb, max_shift=1, image_shape=(8, 8))``.
+
+    Returns:
+        A :class:`companion.training.History` (``train_loss``, ``val_loss``,
+        ``train_metric``, ``val_metric``, ``step_loss``, ``stopped_epoch``).
+    """
+    from .training import History, _check_pair, _correct_count, evaluate
+
+    X, y = _check_pair("train", train)
+    if val is not None:
+        val = _check_pair("val", val)
+    if not callable(augment):
+        raise TypeError("augment must be callable: a batch of inputs -> a batch of the same shape")
+    epochs = check_int("epochs", epochs, minimum=1)
+    if batch_size is not None:
+        batch_size = check_int("batch_size", batch_size, minimum=1)
+    if metric is not None and metric != "accuracy":
+        raise ValueError(f"metric must be one of [None, 'accuracy'], got {metric!r}")
+    seed = check_int("seed", seed, minimum=0)
+    n = len(X)
+    step_size = n if batch_size is None else batch_size
+    shuffler = torch.Generator().manual_seed(seed)
+    history = History()
+    model.train()
+    for epoch in range(epochs):
+        order = torch.randperm(n, generator=shuffler).to(X.device) if batch_size is not None else None
+        total_loss, total_correct = 0.0, 0.0
+        for start in range(0, n, step_size):
+            if order is None:
+                xb, yb = X, y
+            else:
+                idx = order[start : start + step_size]
+                xb, yb = X[idx], y[idx]
+            xb = augment(xb)
+            if not isinstance(xb, torch.Tensor) or len(xb) != len(yb):
+                raise ValueError("augment must return a tensor with one row per example")
+            optimizer.zero_grad(set_to_none=True)
+            outputs = model(xb)
+            loss = loss_fn(outputs, yb)
+            loss.backward()
+            optimizer.step()
+            tracked = [loss.detach().float()]
+            if metric is not None:
+                tracked.append(_correct_count(outputs.detach(), yb).float())
+            values = torch.stack(tracked).tolist()  # the step's one host sync
+            history.step_loss.append(values[0])
+            total_loss += values[0] * len(yb)
+            if metric is not None:
+                total_correct += values[1]
+        history.train_loss.append(total_loss / n)
+        if metric is not None:
+            history.train_metric.append(total_correct / n)
+        history.stopped_epoch = epoch + 1
+        if val is not None:
+            val_loss, val_metric = evaluate(model, val, loss_fn, metric=metric)
+            history.val_loss.append(val_loss)
+            if val_metric is not None:
+                history.val_metric.append(val_metric)
+    return history
