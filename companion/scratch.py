@@ -1,27 +1,28 @@
 """A two-layer MLP with a hand-written forward and backward pass (no autograd).
 
-The network maps a batch ``x`` of shape ``[n, d]`` (``n`` examples, ``d``
-features) through one hidden layer of width ``m`` to ``k`` logits:
+The network maps a batch ``x`` of shape ``[B, d]`` (``B`` examples, ``d``
+features) through one hidden layer of width ``n`` to ``K`` logits (the book's
+notation: ``n`` is the hidden width, ``B`` the batch size):
 
 .. math::
 
-    Z_1 = X W_1 + b_1 \\in \\mathbb{R}^{n\\times m},\\quad
+    Z_1 = X W_1 + b_1 \\in \\mathbb{R}^{B\\times n},\\quad
     H = \\phi(Z_1),\\quad
-    Z_2 = H W_2 + b_2 \\in \\mathbb{R}^{n\\times k}.
+    Z_2 = H W_2 + b_2 \\in \\mathbb{R}^{B\\times K}.
 
-Weights are stored as ``[in, out]`` matrices (``W_1: [d, m]``, ``W_2: [m, k]``),
+Weights are stored as ``[in, out]`` matrices (``W_1: [d, n]``, ``W_2: [n, K]``),
 so every product reads left to right like the formulas; ``nn.Linear`` stores
 the transpose (``[out, in]``). Two losses are supported, both averaged over the
 batch:
 
-* ``"cross_entropy"`` (``k >= 2`` classes, integer labels ``y`` in ``0..k-1``):
-  :math:`\\mathcal{L} = \\frac1n\\sum_i \\big(\\log\\sum_j e^{Z_{2,ij}} - Z_{2,i y_i}\\big)`,
-  whose gradient is :math:`\\partial\\mathcal{L}/\\partial Z_2 = (\\mathrm{softmax}(Z_2) - Y)/n`
+* ``"cross_entropy"`` (``K >= 2`` classes, integer labels ``y`` in ``0..K-1``):
+  :math:`\\mathcal{L} = \\frac1B\\sum_i \\big(\\log\\sum_j e^{Z_{2,ij}} - Z_{2,i y_i}\\big)`,
+  whose gradient is :math:`\\partial\\mathcal{L}/\\partial Z_2 = (\\mathrm{softmax}(Z_2) - Y)/B`
   with :math:`Y` the one-hot labels.
-* ``"binary_cross_entropy"`` (one logit, ``k = 1``, labels in ``{0, 1}``):
-  :math:`\\mathcal{L} = \\frac1n\\sum_i \\big(\\log(1+e^{z_i}) - y_i z_i\\big)`, evaluated
+* ``"binary_cross_entropy"`` (one logit, ``K = 1``, labels in ``{0, 1}``):
+  :math:`\\mathcal{L} = \\frac1B\\sum_i \\big(\\log(1+e^{z_i}) - y_i z_i\\big)`, evaluated
   as :math:`\\max(z,0) - yz + \\log(1+e^{-|z|})` so that no exponential overflows;
-  its gradient is :math:`(\\sigma(z) - y)/n`.
+  its gradient is :math:`(\\sigma(z) - y)/B`.
 
 The backward pass is the chain rule, written with shapes in :func:`backward`.
 Tests compare it with autograd (float64, ``atol=1e-10``) and with finite
@@ -96,7 +97,7 @@ def _check_x(x: torch.Tensor, d: int) -> None:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a tensor, got {type(x).__name__}")
     if x.dim() != 2:
-        raise ValueError(f"x must be 2-D [n, d], got shape {tuple(x.shape)}")
+        raise ValueError(f"x must be 2-D [B, d], got shape {tuple(x.shape)}")
     if x.shape[1] != d:
         raise ValueError(f"x must have {d} columns (params['W1'] has {d} rows), got shape {tuple(x.shape)}")
     if not x.is_floating_point():
@@ -141,7 +142,7 @@ def _activate(z: torch.Tensor, activation: str) -> torch.Tensor:
 
 
 def _activation_derivative(z: torch.Tensor, h: torch.Tensor, activation: str) -> torch.Tensor:
-    """phi'(Z1), elementwise, computed from Z1 and H = phi(Z1) (same shape [n, m])."""
+    """phi'(Z1), elementwise, computed from Z1 and H = phi(Z1) (same shape [B, n])."""
     if activation == "sigmoid":
         return h * (1 - h)  # sigma' = sigma (1 - sigma)
     if activation == "tanh":
@@ -170,15 +171,15 @@ def init_params(
 
     Args:
         in_features: ``d``, the number of input features (>= 1).
-        width: ``m``, the hidden width (>= 1).
-        out_features: ``k``, the number of logits (>= 1; 1 for a binary task).
+        width: ``n``, the hidden width (>= 1).
+        out_features: ``K``, the number of logits (>= 1; 1 for a binary task).
         activation: one of ``"sigmoid"``, ``"tanh"``, ``"relu"``.
         dtype: floating-point dtype of the parameters.
         device: device of the parameters.
         generator: optional ``torch.Generator`` for reproducible draws.
 
     Returns:
-        dict with ``W1 [d, m]``, ``b1 [m]``, ``W2 [m, k]``, ``b2 [k]``.
+        dict with ``W1 [d, n]``, ``b1 [n]``, ``W2 [n, K]``, ``b2 [K]``.
     """
     d = check_int("in_features", in_features, minimum=1)
     m = check_int("width", width, minimum=1)
@@ -199,15 +200,15 @@ def init_params(
 def forward(
     params: Params, x: torch.Tensor, *, activation: str = "tanh"
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Forward pass; returns the logits ``Z2 [n, k]`` and the cache backward needs.
+    """Forward pass; returns the logits ``Z2 [B, K]`` and the cache backward needs.
 
     .. math::
 
-        Z_1 = X W_1 + b_1\\ [n, m],\\qquad H = \\phi(Z_1)\\ [n, m],\\qquad Z_2 = H W_2 + b_2\\ [n, k].
+        Z_1 = X W_1 + b_1\\ [B, n],\\qquad H = \\phi(Z_1)\\ [B, n],\\qquad Z_2 = H W_2 + b_2\\ [B, K].
 
     Args:
-        params: ``{"W1": [d, m], "b1": [m], "W2": [m, k], "b2": [k]}``.
-        x: inputs ``[n, d]``.
+        params: ``{"W1": [d, n], "b1": [n], "W2": [n, K], "b2": [K]}``.
+        x: inputs ``[B, d]``.
         activation: the hidden nonlinearity ``phi``: ``"sigmoid"``, ``"tanh"`` or ``"relu"``.
 
     Returns:
@@ -216,9 +217,9 @@ def forward(
     d, _, _ = _check_params(params)
     _check_x(x, d)
     activation = check_choice("activation", activation, ACTIVATIONS)
-    z1 = x @ params["W1"] + params["b1"]  # [n, d] @ [d, m] + [m] -> [n, m]
-    h = _activate(z1, activation)  # [n, m]
-    z2 = h @ params["W2"] + params["b2"]  # [n, m] @ [m, k] + [k] -> [n, k]
+    z1 = x @ params["W1"] + params["b1"]  # [B, d] @ [d, n] + [n] -> [B, n]
+    h = _activate(z1, activation)  # [B, n]
+    z2 = h @ params["W2"] + params["b2"]  # [B, n] @ [n, K] + [K] -> [B, K]
     return z2, {"x": x, "Z1": z1, "H": h}
 
 
@@ -230,18 +231,18 @@ def loss_and_grad_logits(
     .. math::
 
         \\text{cross entropy:}\\quad \\frac{\\partial\\mathcal L}{\\partial Z_2}
-            = \\frac{\\mathrm{softmax}(Z_2) - Y}{n}\\ [n, k];\\qquad
+            = \\frac{\\mathrm{softmax}(Z_2) - Y}{B}\\ [B, K];\\qquad
         \\text{binary:}\\quad \\frac{\\partial\\mathcal L}{\\partial z}
-            = \\frac{\\sigma(z) - y}{n}\\ [n, 1].
+            = \\frac{\\sigma(z) - y}{B}\\ [B, 1].
 
     Both are computed stably: the softmax through ``log_softmax`` (the largest
     logit is subtracted first), the binary loss as
     :math:`\\max(z,0) - yz + \\log(1+e^{-|z|})`.
 
     Args:
-        logits: ``[n, k]`` (``k = 1`` for ``"binary_cross_entropy"``).
-        y: class indices ``[n]`` (``int64``, ``0..k-1``) for ``"cross_entropy"``;
-            labels in ``{0, 1}`` of shape ``[n]`` or ``[n, 1]`` for ``"binary_cross_entropy"``.
+        logits: ``[B, K]`` (``K = 1`` for ``"binary_cross_entropy"``).
+        y: class indices ``[B]`` (``int64``, ``0..K-1``) for ``"cross_entropy"``;
+            labels in ``{0, 1}`` of shape ``[B]`` or ``[B, 1]`` for ``"binary_cross_entropy"``.
         loss: ``"cross_entropy"`` or ``"binary_cross_entropy"``.
 
     Returns:
@@ -250,19 +251,19 @@ def loss_and_grad_logits(
     loss = check_choice("loss", loss, LOSSES)
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-        raise ValueError(f"logits must be a 2-D tensor [n, k], got {shape}")
+        raise ValueError(f"logits must be a 2-D tensor [B, K], got {shape}")
     y = _check_targets(logits, y, loss)
     n = logits.shape[0]
     if n == 0:
-        raise ValueError("logits must hold at least one example, got n = 0")
+        raise ValueError("logits must hold at least one example, got an empty batch")
     if loss == "cross_entropy":
-        log_p = torch.log_softmax(logits, dim=1)  # [n, k], stable
+        log_p = torch.log_softmax(logits, dim=1)  # [B, K], stable
         value = -log_p.gather(1, y[:, None]).mean()
-        onehot = torch.nn.functional.one_hot(y, logits.shape[1]).to(logits.dtype)  # [n, k]
+        onehot = torch.nn.functional.one_hot(y, logits.shape[1]).to(logits.dtype)  # [B, K]
         return value, (log_p.exp() - onehot) / n  # (softmax - onehot) / n
-    z = logits[:, 0]  # [n]
+    z = logits[:, 0]  # [B]
     value = (z.clamp(min=0) - y * z + torch.log1p(torch.exp(-z.abs()))).mean()
-    dlogits = (torch.sigmoid(z) - y) / n  # [n]
+    dlogits = (torch.sigmoid(z) - y) / n  # [B]
     return value, dlogits[:, None]
 
 
@@ -271,26 +272,26 @@ def backward(
 ) -> Params:
     """Backward pass: the chain rule from ``dL/dZ2`` to every parameter.
 
-    With :math:`G_2 = \\partial\\mathcal L/\\partial Z_2` of shape ``[n, k]``:
+    With :math:`G_2 = \\partial\\mathcal L/\\partial Z_2` of shape ``[B, K]``:
 
     .. math::
 
-        \\frac{\\partial\\mathcal L}{\\partial W_2} = H^\\top G_2\\ [m, k],\\quad
-        \\frac{\\partial\\mathcal L}{\\partial b_2} = \\mathbf 1^\\top G_2\\ [k],\\quad
-        \\frac{\\partial\\mathcal L}{\\partial H} = G_2 W_2^\\top\\ [n, m],
+        \\frac{\\partial\\mathcal L}{\\partial W_2} = H^\\top G_2\\ [n, K],\\quad
+        \\frac{\\partial\\mathcal L}{\\partial b_2} = \\mathbf 1^\\top G_2\\ [K],\\quad
+        \\frac{\\partial\\mathcal L}{\\partial H} = G_2 W_2^\\top\\ [B, n],
 
         G_1 = \\frac{\\partial\\mathcal L}{\\partial Z_1} = \\frac{\\partial\\mathcal L}{\\partial H}
-            \\odot \\phi'(Z_1)\\ [n, m],\\quad
-        \\frac{\\partial\\mathcal L}{\\partial W_1} = X^\\top G_1\\ [d, m],\\quad
-        \\frac{\\partial\\mathcal L}{\\partial b_1} = \\mathbf 1^\\top G_1\\ [m].
+            \\odot \\phi'(Z_1)\\ [B, n],\\quad
+        \\frac{\\partial\\mathcal L}{\\partial W_1} = X^\\top G_1\\ [d, n],\\quad
+        \\frac{\\partial\\mathcal L}{\\partial b_1} = \\mathbf 1^\\top G_1\\ [n].
 
-    The ``1/n`` of the mean loss is already inside ``dlogits``
+    The ``1/B`` of the mean loss is already inside ``dlogits``
     (see :func:`loss_and_grad_logits`), so no sum here is divided again.
 
     Args:
         params: the parameters used in :func:`forward`.
         cache: the cache returned by :func:`forward`.
-        dlogits: ``dL/dZ2``, shape ``[n, k]``.
+        dlogits: ``dL/dZ2``, shape ``[B, K]``.
         activation: the same activation as in :func:`forward`.
 
     Returns:
@@ -305,13 +306,13 @@ def backward(
     if not isinstance(dlogits, torch.Tensor) or tuple(dlogits.shape) != (n, k):
         shape = tuple(dlogits.shape) if isinstance(dlogits, torch.Tensor) else type(dlogits).__name__
         raise ValueError(f"dlogits must have shape ({n}, {k}) like the logits, got {shape}")
-    g2 = dlogits  # dL/dZ2 [n, k]
-    grad_W2 = h.T @ g2  # [m, n] @ [n, k] -> [m, k]
-    grad_b2 = g2.sum(dim=0)  # [k]: b2 is broadcast over the n rows, so its gradient sums them
-    dh = g2 @ params["W2"].T  # [n, k] @ [k, m] -> [n, m]
-    g1 = dh * _activation_derivative(z1, h, activation)  # dL/dZ1 [n, m], elementwise
-    grad_W1 = x.T @ g1  # [d, n] @ [n, m] -> [d, m]
-    grad_b1 = g1.sum(dim=0)  # [m]
+    g2 = dlogits  # dL/dZ2 [B, K]
+    grad_W2 = h.T @ g2  # [n, B] @ [B, K] -> [n, K]
+    grad_b2 = g2.sum(dim=0)  # [K]: b2 is broadcast over the B rows, so its gradient sums them
+    dh = g2 @ params["W2"].T  # [B, K] @ [K, n] -> [B, n]
+    g1 = dh * _activation_derivative(z1, h, activation)  # dL/dZ1 [B, n], elementwise
+    grad_W1 = x.T @ g1  # [d, B] @ [B, n] -> [d, n]
+    grad_b1 = g1.sum(dim=0)  # [n]
     return {"W1": grad_W1, "b1": grad_b1, "W2": grad_W2, "b2": grad_b2}
 
 
@@ -327,7 +328,7 @@ def loss_and_grads(
 
     Args:
         params: ``{"W1", "b1", "W2", "b2"}`` (see :func:`init_params`).
-        x: inputs ``[n, d]``.
+        x: inputs ``[B, d]``.
         y: targets (see :func:`loss_and_grad_logits`).
         activation: hidden nonlinearity.
         loss: ``"cross_entropy"`` or ``"binary_cross_entropy"``.
@@ -366,7 +367,7 @@ def sgd_step(params: Params, grads: Params, *, lr: float) -> Params:
 
 
 def predict(params: Params, x: torch.Tensor, *, activation: str = "tanh") -> torch.Tensor:
-    """Predicted labels ``[n]``: argmax of the logits, or ``logit > 0`` for one logit."""
+    """Predicted labels ``[B]``: argmax of the logits, or ``logit > 0`` for one logit."""
     logits, _ = forward(params, x, activation=activation)
     if logits.shape[1] == 1:
         return (logits[:, 0] > 0).long()
@@ -376,7 +377,7 @@ def predict(params: Params, x: torch.Tensor, *, activation: str = "tanh") -> tor
 def accuracy(params: Params, x: torch.Tensor, y: torch.Tensor, *, activation: str = "tanh") -> float:
     """Fraction of correctly predicted labels, a number in ``[0, 1]``.
 
-    The denominator is the number of examples ``n``: ``mean(prediction == y)``.
+    The denominator is the number of examples ``B``: ``mean(prediction == y)``.
     """
     pred = predict(params, x, activation=activation)
     y = y.reshape(-1)
@@ -405,7 +406,7 @@ def train(
 
     Args:
         params: initial parameters (not modified).
-        x: inputs ``[n, d]``.
+        x: inputs ``[B, d]``.
         y: targets (see :func:`loss_and_grad_logits`).
         activation: hidden nonlinearity.
         loss: ``"cross_entropy"`` or ``"binary_cross_entropy"``.
@@ -473,7 +474,7 @@ def manual_loss_function(
     hand-derived gradients with finite differences of the loss.
 
     Args:
-        x: inputs ``[n, d]`` (float64 for ``gradcheck``).
+        x: inputs ``[B, d]`` (float64 for ``gradcheck``).
         y: targets.
         activation: hidden nonlinearity.
         loss: ``"cross_entropy"`` or ``"binary_cross_entropy"``.
