@@ -193,6 +193,7 @@ def fit(
     clip_norm: float | None = None,
     clip_value: float | None = None,
     monitor: Recorder | None = None,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
     patience: int | None = None,
     restore_best: bool = True,
     on_divergence: str = "raise",
@@ -232,6 +233,10 @@ def fit(
         clip_norm: if given (> 0), ``clip_grad_norm_(params, clip_norm)``.
         clip_value: if given (> 0), ``clip_grad_value_(params, clip_value)``.
         monitor: anything with ``record(step)``, e.g. :class:`companion.diagnostics.GradientMonitor`.
+        augment: optional function applied to each training batch's inputs before the
+            forward pass (a fresh random transform per step; labels unchanged), e.g.
+            ``lambda xb: companion.augment.augment_batch(xb, max_shift=1, image_shape=(8, 8))``.
+            The recorded training loss and metric are those of the augmented batches.
         patience: stop after this many epochs (>= 1) without a lower validation loss
             (needs ``val``).
         restore_best: with ``patience``, load the weights of the best epoch at the end.
@@ -275,6 +280,8 @@ def fit(
         if val is None:
             raise ValueError("patience needs val: early stopping watches the validation loss")
     on_divergence = check_choice("on_divergence", on_divergence, ("raise", "record"))
+    if augment is not None and not callable(augment):
+        raise TypeError("augment must be callable: a batch of inputs -> a batch of the same shape")
     seed = check_int("seed", seed, minimum=0)
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -306,6 +313,10 @@ def fit(
             else:
                 idx = order[start : start + step_size].to(X.device)
                 xb, yb = X[idx], y[idx]
+            if augment is not None:
+                xb = augment(xb)
+                if not isinstance(xb, torch.Tensor) or len(xb) != len(yb):
+                    raise ValueError("augment must return a tensor with one row per example")
             optimizer.zero_grad(set_to_none=True)
             outputs = model(xb)
             data_loss = loss_fn(outputs, yb)

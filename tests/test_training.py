@@ -142,6 +142,28 @@ def test_proximal_l1_gives_exact_zeros_and_l1_penalty_almost_none():
     assert prox.bias.item() != 0.0  # the bias is never thresholded
 
 
+def test_augment_is_applied_to_every_training_batch_and_not_to_validation():
+    X, y = _regression(n=40)
+    seen = []
+
+    def augment(xb):
+        seen.append(len(xb))
+        return xb + 1.0
+
+    model, reference = _net(9), _net(9)
+    fit(model, (X, y), loss_fn=nn.MSELoss(), optimizer=torch.optim.SGD(model.parameters(), lr=0.1), epochs=2,
+        batch_size=20, val=(X, y), augment=augment)
+    assert seen == [20, 20, 20, 20]
+    shifted = fit(reference, (X + 1.0, y), loss_fn=nn.MSELoss(), optimizer=torch.optim.SGD(reference.parameters(), lr=0.1),
+                  epochs=2, batch_size=20)
+    for p, q in zip(model.parameters(), reference.parameters()):
+        torch.testing.assert_close(p, q)
+    assert shifted.stopped_epoch == 2
+    with pytest.raises(ValueError, match="one row per example"):
+        fit(model, (X, y), loss_fn=nn.MSELoss(), optimizer=torch.optim.SGD(model.parameters(), lr=0.1), epochs=1,
+            augment=lambda xb: xb[:3])
+
+
 def test_accuracy_metric_and_function():
     logits = torch.tensor([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]])
     assert training.accuracy(logits, torch.tensor([0, 1, 1])) == pytest.approx(2 / 3)
