@@ -67,7 +67,8 @@ def proximal_l1_step_(
     Call it right after ``optimizer.step()`` with ``threshold = lr * strength``:
     the pair is one proximal-gradient (ISTA) step on
     :math:`\mathcal{L}(w) + \lambda\lVert w\rVert_1` for plain SGD. Uses fused
-    multi-tensor ops when all parameters share a device and dtype.
+    multi-tensor ops when all parameters share a device and dtype, through the
+    identity :math:`S_\tau(w) = w - \operatorname{clamp}(w, -\tau, \tau)`.
 
     Args:
         params: a tensor or an iterable of tensors (e.g.
@@ -85,13 +86,11 @@ def proximal_l1_step_(
         return None
     first = tensors[0]
     if all(t.device == first.device and t.dtype == first.dtype for t in tensors):
-        # w <- sign(w) * max(|w| - tau, 0) with four fused kernels for all tensors.
-        signs = torch._foreach_sign(tensors)
-        mags = torch._foreach_abs(tensors)
-        torch._foreach_sub_(mags, tau)
-        torch._foreach_clamp_min_(mags, 0.0)
-        torch._foreach_mul_(mags, signs)
-        torch._foreach_copy_(tensors, mags)
+        # sign(w) * max(|w| - tau, 0) == w - clamp(w, -tau, tau), exactly in floating
+        # point (entries with |w| <= tau become w - w = 0.0): one temporary, three fused kernels.
+        clipped = torch._foreach_clamp_max(tensors, tau)
+        torch._foreach_clamp_min_(clipped, -tau)
+        torch._foreach_sub_(tensors, clipped)
     else:
         for t in tensors:
             t.copy_(soft_threshold(t, tau))
