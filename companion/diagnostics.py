@@ -27,6 +27,7 @@ from torch import nn
 
 __all__ = [
     "GradientMonitor",
+    "activation_grad_norms",
     "activation_stats",
     "jacobian_singular_values",
     "layer_grad_norms",
@@ -298,6 +299,75 @@ def activation_stats(model: nn.Module, x: torch.Tensor) -> dict[str, dict[str, f
         name: {"mean": v[0], "std": v[1], "zero_fraction": v[2]}
         for (name, _), v in zip(taps, values)
     }
+
+
+def activation_grad_norms(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = nn.functional.cross_entropy,
+) -> torch.Tensor:
+    """Backpropagate one batch and return :math:`\\lVert \\partial\\mathcal L/\\partial h_\\ell \\rVert_F` per hidden layer.
+
+    This is the back-propagated signal itself, the product of layer Jacobians
+
+    .. math::
+
+        \\frac{\\partial \\mathcal L}{\\partial h_\\ell}
+        = J_{\\ell+1}^\\top \\cdots J_L^\\top \\frac{\\partial \\mathcal L}{\\partial h_L},
+        \\qquad J_k = \\frac{\\partial h_k}{\\partial h_{k-1}}
+        = \\operatorname{diag}\\big(\\phi'(a_k)\\big) W_k,
+
+    (for a plain MLP), with the norm taken over the whole ``[batch, width]`` tensor. The
+    weight gradient :math:`\\partial\\mathcal L/\\partial W_\\ell` is this signal (times
+    :math:`\\phi'`) multiplied by the forward activation :math:`h_{\\ell-1}`, so the two can
+    behave differently: see the chapter.
+
+    The layers are those :func:`activation_stats` uses (``model.taps`` for a companion
+    MLP). One forward and one backward pass; the total derivative is read by tensor hooks
+    during that backward pass. Side effect: the parameters' ``.grad`` are reset and then
+    hold this batch's gradient, so :func:`weight_grad_norms` can be called next. No host sync.
+
+    Args:
+        model: the network.
+        x: a batch of inputs on the model's device.
+        y: the targets, as ``loss_fn`` expects them.
+        loss_fn: ``loss_fn(model(x), y)`` must be a scalar (default: cross-entropy).
+
+    Returns:
+        A 1-D tensor with one norm per hidden layer, :math:`\\ell = 1` first.
+    """
+    model = _check_module(model)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a tensor, got {type(x).__name__}")
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+    taps = _activation_taps(model)
+    norms: dict[int, torch.Tensor] = {}
+
+    def make_hook(index: int) -> Callable:
+        def forward_hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+            def grad_hook(grad: torch.Tensor) -> None:
+                norms[index] = torch.linalg.vector_norm(grad)
+
+            output.register_hook(grad_hook)
+
+        return forward_hook
+
+    handles = [m.register_forward_hook(make_hook(i)) for i, (_, m) in enumerate(taps)]
+    try:
+        model.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            raise ValueError("loss_fn(model(x), y) must return a scalar tensor")
+        loss.backward()
+    finally:
+        for handle in handles:
+            handle.remove()
+    if len(norms) != len(taps):
+        raise RuntimeError(f"expected {len(taps)} activation gradients, got {len(norms)}")
+    return torch.stack([norms[i] for i in range(len(taps))])
 
 
 def jacobian_singular_values(

@@ -181,3 +181,36 @@ def test_jacobian_singular_values_errors():
         jacobian_singular_values(torch.sin, [1.0])
     with pytest.raises(TypeError, match="floating"):
         jacobian_singular_values(torch.sin, torch.zeros(2, dtype=torch.long))
+
+
+def test_activation_grad_norms_vs_autograd_grad():
+    from companion.diagnostics import activation_grad_norms
+
+    model = mlp(3, 4, depth=4, width=8, activation="tanh", init="xavier", residual=True)
+    x, y = torch.randn(16, 3), torch.randint(0, 4, (16,))
+    got = activation_grad_norms(model, x, y)
+    # Oracle: recompute h_1..h_L by hand and differentiate the loss w.r.t. them with autograd.
+    hs, h = [], x
+    for l in range(4):
+        f = torch.tanh(model.linears[l](h))
+        h = h + f if l > 0 else f
+        hs.append(h)
+    loss = nn.functional.cross_entropy(model.linears[-1](h), y)
+    grads = torch.autograd.grad(loss, hs, retain_graph=True)
+    torch.testing.assert_close(got, torch.stack([g.norm() for g in grads]), **TOL)
+    # ... and the parameters now hold this batch's gradient
+    expected_w = torch.autograd.grad(loss, [l.weight for l in model.linears])
+    torch.testing.assert_close(weight_grad_norms(model), torch.stack([g.norm() for g in expected_w]), **TOL)
+    assert not any(t._forward_hooks for t in model.taps)  # hooks removed
+
+
+def test_activation_grad_norms_custom_loss_and_errors():
+    from companion.diagnostics import activation_grad_norms
+
+    model = mlp(3, 1, depth=2, width=8)
+    x, y = torch.randn(8, 3), torch.randn(8, 1)
+    assert activation_grad_norms(model, x, y, loss_fn=nn.functional.mse_loss).shape == (2,)
+    with pytest.raises(ValueError, match="scalar"):
+        activation_grad_norms(model, x, y, loss_fn=lambda out, t: out - t)
+    with pytest.raises(TypeError, match="loss_fn"):
+        activation_grad_norms(model, x, y, loss_fn=3)
