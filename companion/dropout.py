@@ -23,12 +23,21 @@ See the chapter "Dropout, done right".
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
 from ._checks import check_probability
 
-__all__ = ["InvertedDropout", "inverted_dropout", "keep_rate_scaled_dropout", "bernoulli_keep_mask"]
+__all__ = [
+    "InvertedDropout",
+    "KeepRateScaledDropout",
+    "bernoulli_keep_mask",
+    "inverted_dropout",
+    "keep_rate_scaled_dropout",
+    "replace_dropout",
+]
 
 
 def _check_p(p: float) -> float:
@@ -154,3 +163,60 @@ class InvertedDropout(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+class KeepRateScaledDropout(nn.Module):
+    """Module form of :func:`keep_rate_scaled_dropout`: the *wrong* recipe, kept for the measurement.
+
+    Training mode: drop with probability ``p`` and multiply by the keep rate
+    ``1 - p``; eval mode: identity. Expected training activation ``(1-p)^2 h``
+    versus ``h`` at evaluation.
+
+    Args:
+        p: drop probability in ``[0, 1)``.
+        generator: optional ``torch.Generator``.
+    """
+
+    def __init__(self, p: float = 0.5, *, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.p = _check_p(p)
+        self.generator = generator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return keep_rate_scaled_dropout(x, self.p, training=self.training, generator=self.generator)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+def replace_dropout(model: nn.Module, make: Callable[[float], nn.Module]) -> int:
+    """Replace every ``nn.Dropout`` inside ``model`` (in place) by ``make(p)``; return how many were replaced.
+
+    Lets a chapter swap torch's layer for :class:`InvertedDropout` (or the wrong
+    :class:`KeepRateScaledDropout`) in any model, e.g.
+    ``replace_dropout(model, InvertedDropout)``. A module registered under
+    several names is replaced by one shared new module.
+
+    Args:
+        model: any ``nn.Module``.
+        make: called with each layer's drop probability ``p``; returns the new module.
+
+    Returns:
+        The number of distinct ``nn.Dropout`` modules replaced.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    if not callable(make):
+        raise TypeError("make must be callable: p -> nn.Module")
+    replacements: dict[int, nn.Module] = {}
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.Dropout):
+                if id(child) not in replacements:
+                    new = make(child.p)
+                    if not isinstance(new, nn.Module):
+                        raise TypeError(f"make must return an nn.Module, got {type(new).__name__}")
+                    new.train(child.training)
+                    replacements[id(child)] = new
+                setattr(parent, name, replacements[id(child)])
+    return len(replacements)

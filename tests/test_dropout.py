@@ -11,9 +11,11 @@ from torch import nn
 
 from companion.dropout import (
     InvertedDropout,
+    KeepRateScaledDropout,
     bernoulli_keep_mask,
     inverted_dropout,
     keep_rate_scaled_dropout,
+    replace_dropout,
 )
 
 N = 400_000  # large sample: standard errors below are computed from it
@@ -160,3 +162,45 @@ def test_p_wrong_type_and_integer_input():
         inverted_dropout(torch.ones(3), "0.5")
     with pytest.raises(TypeError, match="x must be a floating-point tensor"):
         inverted_dropout(torch.ones(3, dtype=torch.int64), 0.5)
+
+
+def test_keep_rate_scaled_module_follows_mode():
+    layer = KeepRateScaledDropout(0.5, generator=torch.Generator().manual_seed(0))
+    x = torch.ones(100_000)
+    assert abs(layer(x).mean().item() - 0.25) < 5 * 0.25 / math.sqrt(len(x))
+    layer.eval()
+    assert torch.equal(layer(x), x)
+    assert "p=0.5" in repr(layer)
+
+
+def test_replace_dropout_swaps_every_dropout_and_keeps_training_bitwise():
+    def build():
+        torch.manual_seed(0)
+        shared = nn.Dropout(0.3)
+        return nn.Sequential(nn.Linear(6, 8), nn.ReLU(), shared, nn.Sequential(nn.Linear(8, 8), shared),
+                             nn.Dropout(0.1), nn.Linear(8, 2))
+
+    ref, ours = build(), build()
+    assert replace_dropout(ours, InvertedDropout) == 2
+    assert not any(isinstance(m, nn.Dropout) for m in ours.modules())
+    assert ours[2] is ours[3][1] and ours[2].p == 0.3 and ours[4].p == 0.1
+    x, y = torch.randn(32, 6), torch.randint(0, 2, (32,))
+    for model in (ref, ours):
+        torch.manual_seed(1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for _ in range(5):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+    for a, b in zip(ref.parameters(), ours.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_replace_dropout_keeps_eval_mode_and_validates():
+    model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5)).eval()
+    replace_dropout(model, InvertedDropout)
+    assert not model[1].training
+    with pytest.raises(TypeError, match="make must return an nn.Module"):
+        replace_dropout(nn.Sequential(nn.Dropout(0.5)), lambda p: p)
+    with pytest.raises(TypeError, match="model must be an nn.Module"):
+        replace_dropout("model", InvertedDropout)
