@@ -18,7 +18,7 @@ See the chapters "Initialization", "Activations", "Normalization layers" and
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -37,6 +37,7 @@ __all__ = [
     "dead_unit_fraction",
     "init_grad_norms",
     "init_grad_ratio",
+    "ResidualMLP",
 ]
 
 #: Activation names shared with :func:`companion.models.mlp`.
@@ -180,12 +181,19 @@ def _linear_layers(model: nn.Module) -> list[nn.Linear]:
 
 
 def variance_profile(
-    model: nn.Module, x: torch.Tensor, *, grad_output: torch.Tensor | None = None, seed: int = 0
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    grad_output: torch.Tensor | None = None,
+    seed: int = 0,
+    modules: Sequence[nn.Module] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Per-layer variance of the forward signal and of the back-propagated gradient.
 
     For each Linear layer :math:`\\ell = 1..L+1` (``model.linears`` if present,
-    else every ``nn.Linear`` in registration order) with output
+    else every ``nn.Linear`` in registration order; or the given ``modules``,
+    e.g. ``model.taps`` of a :class:`companion.models.MLP` or :class:`ResidualMLP`
+    to follow the hidden states :math:`h_\\ell` themselves) with output
     :math:`s_\\ell = W_\\ell h_{\\ell-1} + b_\\ell`, one forward and one backward
     pass give
 
@@ -207,18 +215,28 @@ def variance_profile(
         x: an input batch on the model's device.
         grad_output: cotangent of the model output (same shape), or ``None``.
         seed: seed of the default standard-normal cotangent.
+        modules: the modules whose outputs to follow (default: the Linear layers);
+            each must be called exactly once per forward pass.
 
     Returns:
-        ``{"forward": Tensor[L+1], "backward": Tensor[L+1]}`` on ``x``'s device.
+        ``{"forward": Tensor[k], "backward": Tensor[k]}`` on ``x``'s device, one entry
+        per followed module (:math:`k = L+1` for the Linear layers of an MLP).
     """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a tensor, got {type(x).__name__}")
     seed = check_int("seed", seed, minimum=0)
-    layers = _linear_layers(model)
+    if modules is None:
+        layers = _linear_layers(model)
+    else:
+        layers = list(modules)
+        if not layers or not all(isinstance(m, nn.Module) for m in layers):
+            raise ValueError("modules must be a non-empty sequence of nn.Module")
     outputs: dict[int, torch.Tensor] = {}
 
     def make_hook(index: int):
         def hook(_module, _inputs, output):
+            if index in outputs:
+                raise RuntimeError(f"module {index + 1} was called twice in one forward pass")
             outputs[index] = output
 
         return hook
@@ -229,7 +247,7 @@ def variance_profile(
             out = model(x)
             missing = [i + 1 for i in range(len(layers)) if i not in outputs]
             if missing:
-                raise RuntimeError(f"Linear layers {missing} were not called by the forward pass")
+                raise RuntimeError(f"modules {missing} were not called by the forward pass")
             if grad_output is None:
                 gen = torch.Generator(device="cpu").manual_seed(seed)
                 grad_output = torch.randn(out.shape, generator=gen, dtype=out.dtype).to(out.device)
@@ -375,3 +393,96 @@ def init_grad_ratio(**config) -> float:
     norms = init_grad_norms(**config)
     ratio = norms[0] / norms[-1]
     return float(ratio.item())
+
+
+class ResidualMLP(nn.Module):
+    """A residual MLP with zero-mean branches, optional pre-normalization and a branch scale.
+
+    .. math::
+
+        h_0 = W_\\text{in} x, \\qquad
+        h_\\ell = h_{\\ell-1} + \\alpha\\, W_{\\ell,2}\\,
+            \\phi\\big(W_{\\ell,1}\\, \\operatorname{norm}(h_{\\ell-1})\\big), \\quad \\ell = 1..L, \\qquad
+        y = W_\\text{out} h_L,
+
+    the "pre-norm" block of pre-activation ResNets and Transformers, for MLPs.
+    Initialization (biases 0): :math:`W_{\\ell,1}` He/Kaiming with the activation's gain
+    (:func:`companion.models.activation_gain`), :math:`W_\\text{in}`,
+    :math:`W_{\\ell,2}` and :math:`W_\\text{out}` with variance :math:`1/\\text{fan\\_in}`.
+    Then each branch adds :math:`\\alpha^2\\,\\mathbb E[\\text{norm}(h)^2]`, about, to the
+    second moment of the stream: without normalization it grows like
+    :math:`(1+\\alpha^2)^\\ell`, with it like :math:`1 + \\alpha^2\\ell`.
+
+    The branch ends in a Linear layer, so it has mean 0; the block of
+    :func:`companion.models.mlp` with ``residual=True`` (:math:`h + \\phi(\\ldots)`)
+    does not, and its ReLU outputs' positive means add up along the stream.
+
+    Attributes: ``linears`` (all Linear layers in forward order: input, then
+    :math:`W_{\\ell,1}, W_{\\ell,2}` per block, output), ``taps`` (``nn.Identity``
+    after the input layer and after each block, :math:`h_0..h_L`, for
+    :func:`variance_profile`), ``depth``, ``width``, ``branch_scale``.
+
+    Args:
+        in_features, out_features: input and output dimensions.
+        depth: number of residual blocks :math:`L \\ge 1`.
+        width: stream width :math:`n` (the branch's hidden width too).
+        activation: one of :data:`ACTIVATIONS`.
+        norm: ``None``, ``"layer"`` or ``"batch"``, applied to :math:`h_{\\ell-1}` at the
+            start of each branch.
+        branch_scale: :math:`\\alpha \\ge 0` (e.g. :math:`1/\\sqrt L`).
+
+    See the chapter "Residual connections".
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        depth: int,
+        width: int,
+        activation: str = "relu",
+        norm: str | None = None,
+        branch_scale: float = 1.0,
+    ) -> None:
+        super().__init__()
+        from . import models
+
+        in_features = check_int("in_features", in_features, minimum=1)
+        out_features = check_int("out_features", out_features, minimum=1)
+        self.depth = check_int("depth", depth, minimum=1)
+        self.width = check_int("width", width, minimum=1)
+        self.activation = check_choice("activation", activation, ACTIVATIONS)
+        if norm is not None:
+            norm = check_choice("norm", norm, ("layer", "batch"))
+        self.norm = norm
+        self.branch_scale = check_nonnegative("branch_scale", branch_scale)
+        self.phi = activation_function(self.activation)
+        make_norm = {None: nn.Identity, "layer": nn.LayerNorm, "batch": nn.BatchNorm1d}[norm]
+        self.inp = nn.Linear(in_features, self.width)
+        self.norms = nn.ModuleList(
+            nn.Identity() if norm is None else make_norm(self.width) for _ in range(self.depth)
+        )
+        self.w1 = nn.ModuleList(nn.Linear(self.width, self.width) for _ in range(self.depth))
+        self.w2 = nn.ModuleList(nn.Linear(self.width, self.width) for _ in range(self.depth))
+        self.out = nn.Linear(self.width, out_features)
+        self.taps = nn.ModuleList(nn.Identity() for _ in range(self.depth + 1))
+        gain = models.activation_gain(self.activation)
+        for layer in [self.inp, *self.w2, self.out]:
+            models.init_linear_(layer, "kaiming", gain=1.0)
+        for layer in self.w1:
+            models.init_linear_(layer, "kaiming", gain=gain)
+
+    @property
+    def linears(self) -> list[nn.Linear]:
+        """All Linear layers in forward order."""
+        blocks = [layer for pair in zip(self.w1, self.w2) for layer in pair]
+        return [self.inp, *blocks, self.out]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``[batch, in_features]`` to ``[batch, out_features]``."""
+        h = self.taps[0](self.inp(x))
+        for l in range(self.depth):
+            branch = self.w2[l](self.phi(self.w1[l](self.norms[l](h))))
+            h = self.taps[l + 1](h + self.branch_scale * branch)
+        return self.out(h)
