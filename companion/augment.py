@@ -9,6 +9,8 @@ digit, which is why "flip everything" recipes are not label-preserving in genera
 
 Images are tensors ``[n, H, W]`` or ``[n, C, H, W]`` (a batch); flattened
 batches ``[n, H*W]`` go through :func:`augment_batch` with ``image_shape``.
+Training with fresh transforms per batch is ``companion.training.fit(...,
+augment=lambda xb: augment_batch(xb, max_shift=1, image_shape=(8, 8)))``.
 
 See the chapter "Data augmentation".
 """
@@ -16,18 +18,16 @@ See the chapter "Data augmentation".
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ._checks import check_int, check_nonnegative
 
 __all__ = [
     "add_gaussian_noise",
     "augment_batch",
-    "fit_augmented",
     "random_rotation",
     "random_shift",
     "rotate_images",
@@ -233,88 +233,3 @@ def augment_batch(
     if out is x:
         out = x.clone()
     return out.reshape(flat_shape) if flat_shape is not None else out
-
-
-def fit_augmented(
-    model: nn.Module,
-    train: tuple[torch.Tensor, torch.Tensor],
-    *,
-    augment: Callable[[torch.Tensor], torch.Tensor],
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    optimizer: torch.optim.Optimizer,
-    epochs: int,
-    batch_size: int | None = None,
-    val: tuple[torch.Tensor, torch.Tensor] | None = None,
-    metric: str | None = None,
-    seed: int = 0,
-):
-    """Train like :func:`companion.training.fit`, but pass every batch's inputs through ``augment`` first.
-
-    Each step draws a fresh transform of its batch, ``xb -> augment(xb)``; the
-    labels are used unchanged. The recorded training loss/metric are those of
-    the *augmented* batches; validation uses the clean ``val`` data in
-    evaluation mode. One host sync per step.
-
-    Args:
-        model, loss_fn, optimizer, epochs, batch_size, val, metric, seed: as in
-            :func:`companion.training.fit`.
-        augment: a function from a batch of inputs to a batch of the same shape,
-            e.g. ``lambda xb: augment_batch(xb, max_shift=1, image_shape=(8, 8))``.
-
-    Returns:
-        A :class:`companion.training.History` (``train_loss``, ``val_loss``,
-        ``train_metric``, ``val_metric``, ``step_loss``, ``stopped_epoch``).
-    """
-    from .training import History, _check_pair, _correct_count, evaluate
-
-    X, y = _check_pair("train", train)
-    if val is not None:
-        val = _check_pair("val", val)
-    if not callable(augment):
-        raise TypeError("augment must be callable: a batch of inputs -> a batch of the same shape")
-    epochs = check_int("epochs", epochs, minimum=1)
-    if batch_size is not None:
-        batch_size = check_int("batch_size", batch_size, minimum=1)
-    if metric is not None and metric != "accuracy":
-        raise ValueError(f"metric must be one of [None, 'accuracy'], got {metric!r}")
-    seed = check_int("seed", seed, minimum=0)
-    n = len(X)
-    step_size = n if batch_size is None else batch_size
-    shuffler = torch.Generator().manual_seed(seed)
-    history = History()
-    model.train()
-    for epoch in range(epochs):
-        order = torch.randperm(n, generator=shuffler).to(X.device) if batch_size is not None else None
-        total_loss, total_correct = 0.0, 0.0
-        for start in range(0, n, step_size):
-            if order is None:
-                xb, yb = X, y
-            else:
-                idx = order[start : start + step_size]
-                xb, yb = X[idx], y[idx]
-            xb = augment(xb)
-            if not isinstance(xb, torch.Tensor) or len(xb) != len(yb):
-                raise ValueError("augment must return a tensor with one row per example")
-            optimizer.zero_grad(set_to_none=True)
-            outputs = model(xb)
-            loss = loss_fn(outputs, yb)
-            loss.backward()
-            optimizer.step()
-            tracked = [loss.detach().float()]
-            if metric is not None:
-                tracked.append(_correct_count(outputs.detach(), yb).float())
-            values = torch.stack(tracked).tolist()  # the step's one host sync
-            history.step_loss.append(values[0])
-            total_loss += values[0] * len(yb)
-            if metric is not None:
-                total_correct += values[1]
-        history.train_loss.append(total_loss / n)
-        if metric is not None:
-            history.train_metric.append(total_correct / n)
-        history.stopped_epoch = epoch + 1
-        if val is not None:
-            val_loss, val_metric = evaluate(model, val, loss_fn, metric=metric)
-            history.val_loss.append(val_loss)
-            if val_metric is not None:
-                history.val_metric.append(val_metric)
-    return history
