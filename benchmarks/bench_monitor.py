@@ -50,12 +50,12 @@ def run(model, opt, x, y, steps: int, monitor: GradientMonitor | None) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=None, help="steps per timing (default: 10 CPU, 300 GPU)")
-    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--steps", type=int, default=None, help="steps per timing (default: 10 CPU, 200 GPU)")
+    parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
     companion.seed_everything(0)
     device = companion.default_device()
-    steps = args.steps or (300 if device.type == "cuda" else 10)
+    steps = args.steps or (200 if device.type == "cuda" else 10)
     model = mlp(256, 10, depth=20, width=256, activation="relu").to(device)
     # lr small enough that 20 layers of He-initialised ReLU train without diverging.
     opt = torch.optim.SGD(model.parameters(), lr=1e-3)

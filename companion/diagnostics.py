@@ -175,6 +175,7 @@ class GradientMonitor:
         if not isinstance(activations, bool):
             raise TypeError(f"activations must be a bool, got {type(activations).__name__}")
         self._weights = _tracked_weights(model)
+        self._params = [p for _, p in self._weights]
         #: Names of the tracked weights, the columns of :meth:`norms`.
         self.layer_names: list[str] = [n for n, _ in self._weights]
         #: The ``step`` passed to each :meth:`record` call, the rows of :meth:`norms`.
@@ -208,10 +209,21 @@ class GradientMonitor:
         Raises:
             RuntimeError: if a tracked weight has no gradient ("call backward() first").
         """
+        # Hot path, called every step: no per-parameter Python work beyond reading .grad
+        # (the None check happens only when the fused norm fails).
+        grads = [p.grad for p in self._params]
+        try:
+            norms = _norms(grads)
+        except (TypeError, RuntimeError):
+            _grads_of(self._weights)  # raises "parameter ... has no gradient: call backward() first"
+            raise
         n = len(self.steps)
         if n == self._buffer.shape[0]:  # grow geometrically: amortized O(1), rare
             self._buffer = torch.cat([self._buffer, torch.empty_like(self._buffer)])
-        torch.stack(_norms(_grads_of(self._weights)), out=self._buffer[n])
+        try:
+            torch.stack(norms, out=self._buffer[n])
+        except RuntimeError:  # gradients from backward(create_graph=True) carry a graph
+            torch.stack([v.detach() for v in norms], out=self._buffer[n])
         if self._handles:
             if len(self._latest) != len(self._handles):
                 raise RuntimeError("no forward pass seen since the monitor was created")

@@ -214,3 +214,15 @@ def test_activation_grad_norms_custom_loss_and_errors():
         activation_grad_norms(model, x, y, loss_fn=lambda out, t: out - t)
     with pytest.raises(TypeError, match="loss_fn"):
         activation_grad_norms(model, x, y, loss_fn=3)
+
+
+@pytest.mark.filterwarnings("ignore:Using backward\(\) with create_graph=True")
+def test_monitor_with_create_graph_gradients():
+    model = mlp(3, 2, depth=2, width=8, activation="tanh", init="xavier")
+    loss = model(torch.randn(5, 3)).pow(2).mean()
+    loss.backward(create_graph=True)  # .grad tensors now require grad themselves
+    monitor = GradientMonitor(model)
+    monitor.record(0)
+    expected = torch.stack([l.weight.grad.detach().norm() for l in model.linears])
+    torch.testing.assert_close(monitor.norms()[0], expected, **TOL)
+    model.zero_grad(set_to_none=True)
