@@ -126,7 +126,7 @@ def _run_job(job: DataParallelJob, rank: int, world_size: int) -> DataParallelRe
         _loss(job.loss_fn, ddp(xr), yr).backward()
     local = _grads(model)
     local_norm = torch.nn.utils.get_total_norm(list(local.values())).reshape(1)
-    gathered = [torch.zeros(1) for _ in range(world_size)]
+    gathered = [torch.zeros_like(local_norm) for _ in range(world_size)]
     dist.all_gather(gathered, local_norm)
     ddp.zero_grad(set_to_none=True)
 

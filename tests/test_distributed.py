@@ -33,18 +33,22 @@ def _data(seed: int, classes: int | None):
 
 
 def _loss(name, outputs, y):
-    if name == "mse":
+    if name.startswith("mse"):
         return nn.functional.mse_loss(outputs, y)
     return nn.functional.cross_entropy(outputs, y)
 
 
-CASES = {"mse": (_model(0, 1), *_data(1, None)), "cross_entropy": (_model(2, 3), *_data(3, 3))}
+CASES = {
+    "mse": (_model(0, 1), *_data(1, None)),
+    "cross_entropy": (_model(2, 3), *_data(3, 3)),
+    "mse_float64": (_model(4, 1).double(), *[t.double() for t in _data(5, None)]),
+}
 
 
 @pytest.fixture(scope="module")
 def results():
     jobs = [
-        DataParallelJob(copy.deepcopy(m), X, y, loss_fn=name, steps=4, lr=0.1, clip_norm=CLIP)
+        DataParallelJob(copy.deepcopy(m), X, y, loss_fn=name.split("_float")[0], steps=4, lr=0.1, clip_norm=CLIP)
         for name, (m, X, y) in CASES.items()
     ]
     return dict(zip(CASES, run_jobs(jobs, world_size=2)))
