@@ -216,7 +216,7 @@ def test_activation_grad_norms_custom_loss_and_errors():
         activation_grad_norms(model, x, y, loss_fn=3)
 
 
-@pytest.mark.filterwarnings("ignore:Using backward\(\) with create_graph=True")
+@pytest.mark.filterwarnings(r"ignore:Using backward\(\) with create_graph=True")
 def test_monitor_with_create_graph_gradients():
     model = mlp(3, 2, depth=2, width=8, activation="tanh", init="xavier")
     loss = model(torch.randn(5, 3)).pow(2).mean()
