@@ -26,7 +26,7 @@ batch:
 
 The backward pass is the chain rule, written with shapes in :func:`backward`.
 Tests compare it with autograd (float64, ``atol=1e-10``) and with finite
-differences through :func:`torch.autograd.gradcheck`.
+differences through ``torch.autograd.gradcheck``.
 
 See the chapter "Backpropagation by hand" for the derivation and a training run.
 """
@@ -470,7 +470,7 @@ def manual_loss_function(
 
     Autograd never differentiates the forward pass here: ``f`` is a
     ``torch.autograd.Function`` whose backward returns :func:`backward`'s
-    result. :func:`torch.autograd.gradcheck` on ``f`` therefore compares the
+    result. ``torch.autograd.gradcheck`` on ``f`` therefore compares the
     hand-derived gradients with finite differences of the loss.
 
     Args:
