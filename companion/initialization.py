@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from . import models as _models
 from ._checks import check_choice, check_int, check_nonnegative, check_positive
 
 __all__ = [
@@ -40,8 +41,8 @@ __all__ = [
     "ResidualMLP",
 ]
 
-#: Activation names shared with :func:`companion.models.mlp`.
-ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "gelu", "selu")
+#: Activation names, the same as :data:`companion.models.ACTIVATIONS`.
+ACTIVATIONS = _models.ACTIVATIONS
 
 _FUNCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "identity": lambda z: z,
