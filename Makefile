@@ -11,7 +11,6 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # One thread: CPU results are then bitwise identical run after run (nbval compares outputs).
 export OMP_NUM_THREADS := 1
-export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
