@@ -14,7 +14,8 @@ Two checks, both over ``_build/html`` by default:
      - a request that failed or answered >= 400 (a 404 of a link, script, image or font),
      - a request to any host other than the local server (the site must work offline),
      - an image that did not load,
-     - a math element that MathJax did not typeset, or typeset as an error.
+     - a math element that MathJax did not typeset, or typeset as an error,
+     - an exercise solution that is visible before its toggle is clicked.
    A screenshot of each page goes to ``_build/screenshots/`` (first 1280x2400 pixels).
 
 Without Chromium (or the websockets package): with ``CI=true`` this is an error; otherwise
@@ -226,6 +227,10 @@ PAGE_PROBE = """
   const math = [...document.querySelectorAll('span.math, div.math')];
   const untypeset = math.filter(el => !el.querySelector('mjx-container'));
   const errors = [...document.querySelectorAll('mjx-merror, [data-mjx-error]')];
+  // Exercise solutions (sphinx-exercise; CONTRIBUTING.md: :class: dropdown) must start collapsed.
+  const solutions = [...document.querySelectorAll('div.solution')];
+  const openSolutions = solutions.filter(el => [...el.children].some(
+    child => !child.classList.contains('admonition-title') && child.tagName !== 'BUTTON' && child.offsetHeight > 0));
   const images = [...document.images].filter(img => !img.complete || img.naturalWidth === 0);
   return {
     title: document.title,
@@ -236,6 +241,8 @@ PAGE_PROBE = """
     untypesetCount: untypeset.length,
     mathErrors: errors.slice(0, 3).map(el => (el.getAttribute('data-mjx-error') || el.textContent).slice(0, 80)),
     brokenImages: images.map(img => img.getAttribute('src')),
+    solutions: solutions.length,
+    openSolutions: openSolutions.map(el => el.id),
     height: Math.ceil(document.documentElement.scrollHeight),
   };
 })()
@@ -268,14 +275,17 @@ def check_page(cdp: CDP, base: str, relative: str, screenshot: Path | None) -> t
             problems.append(f"{info['untypesetCount']} math element(s) not typeset, e.g. {info['untypeset']}")
         if info["mathErrors"]:
             problems.append(f"MathJax error(s): {info['mathErrors']}")
+        if info["openSolutions"]:
+            problems.append(f"solution(s) visible without clicking their toggle: {info['openSolutions']}")
         for src in info["brokenImages"]:
             problems.append(f"image did not load: {src}")
         if screenshot is not None:
+            # A tall viewport rather than captureBeyondViewport+clip, which shifted some pages sideways.
             height = min(max(info["height"], 900), SCREEN_MAX_H)
-            shot = cdp.call("Page.captureScreenshot", {
-                "format": "png", "captureBeyondViewport": True,
-                "clip": {"x": 0, "y": 0, "width": SCREEN_W, "height": height, "scale": 1},
-            }, session=session)
+            cdp.call("Emulation.setDeviceMetricsOverride",
+                     {"width": SCREEN_W, "height": height, "deviceScaleFactor": 1, "mobile": False}, session=session)
+            cdp.call("Runtime.evaluate", {"expression": "window.scrollTo(0, 0)"}, session=session)
+            shot = cdp.call("Page.captureScreenshot", {"format": "png"}, session=session)
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             screenshot.write_bytes(base64.b64decode(shot["data"]))
         return problems, info
@@ -300,7 +310,7 @@ def _problems_from_events(events: list[dict[str, Any]], session: str, base: str)
                 problems.append(f"request outside the site (must work offline): {url}")
         elif method == "Network.responseReceived":
             status = params["response"]["status"]
-            if status >= 400 and params["requestId"] in requests:
+            if status >= 400 and params["response"]["url"] != f"{base}/favicon.ico":
                 problems.append(f"HTTP {status}: {params['response']['url']}")
         elif method == "Network.loadingFailed" and not params.get("canceled"):
             url = requests.get(params["requestId"], "?")
@@ -383,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
             except (TimeoutError, RuntimeError) as error:
                 problems, info = [f"could not check: {error}"], {"math": "?"}
             status = "FAIL" if problems else "ok  "
-            print(f"{status} {relative} (math elements: {info['math']})")
+            print(f"{status} {relative} (math elements: {info['math']}, solutions: {info.get('solutions', '?')})")
             for problem in problems:
                 print(f"       {problem}")
             failures += bool(problems)

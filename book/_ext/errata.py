@@ -3,12 +3,12 @@
 Directives (MyST: ```{errata-table} 000 ... ```):
 
 - ``errata-table SEED`` -- one table of every error found in the original
-  article ``SEED`` (000 ... 004): where it is, what it says (paraphrased), what is
-  true, and where the book shows it.
+  article ``SEED`` (000 ... 004): where it is, what it says (paraphrased), and what
+  is true, ending with the section of the book that shows it.
 - ``errata-summary`` -- one table with the number of entries per article and how
   many of them link to a chapter section.
 
-Links are real cross-references: the "Shown in" cell is the MyST role
+Links are real cross-references: the "Shown in" link is the MyST role
 ``{ref}`label``` parsed in place, so Sphinx resolves it like any other ``{ref}``
 and a label that does not exist fails the ``-W`` build ("undefined label").
 Cell text is parsed as MyST inline/block markup, so ``$math$``, ``code`` and
@@ -111,15 +111,13 @@ class ErrataTable(_ErrataDirective):
                 kind = f"code block {entry['code_block']}"
             rows.append(
                 [
-                    f"{number}",
-                    f"{entry['where']}  \n*{kind}*",
+                    f"**{number}.** {entry['where']}\n\n*{kind}*",
                     entry["says"],
-                    entry["truth"],
-                    _shown_in(entry),
+                    f"{entry['truth']}\n\nShown in: {_shown_in(entry)}",
                 ]
             )
-        header = ["#", "Where in the original", "What it says (paraphrased)", "What is true", "Shown in"]
-        return [self.table([3, 14, 28, 40, 15], header, rows, [f"errata-seed-{seed}"])]
+        header = ["Where in the original", "What it says (paraphrased)", "What is true"]
+        return [self.table([20, 30, 50], header, rows, [f"errata-seed-{seed}"])]
 
 
 class ErrataSummary(_ErrataDirective):

@@ -10,8 +10,10 @@
 2. Each inline ``<script>`` once. Under Jupyter Book 1 the inline configuration
    scripts of sphinx-thebe and sphinx-togglebutton are registered twice; sphinx-thebe's
    declares ``const THEBE_JS_URL``, so the second copy is a JavaScript SyntaxError on
-   every page (a console error the browser check reports). Identical script entries are
-   dropped from the page context before rendering.
+   every page (a console error the browser check reports): the builder receives each
+   inline script registered at ``builder-inited`` twice, once with filename ``None`` and
+   once with ``''``. Identical script entries are dropped from the page context before
+   rendering.
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ def _add_notebook(app: Sphinx, pagename: str, templatename: str, context: dict[s
 
 def _script_key(script: Any) -> tuple[Any, ...]:
     attributes = getattr(script, "attributes", {}) or {}
-    return (str(getattr(script, "filename", script)), tuple(sorted((k, str(v)) for k, v in attributes.items())))
+    # An inline script is registered once with filename None (app.add_js_file at builder-inited)
+    # and once with filename '' (the builder copying the registry): the same script.
+    return (str(getattr(script, "filename", script) or ""), tuple(sorted((k, str(v)) for k, v in attributes.items())))
 
 
 def _dedupe_scripts(app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree: Any) -> None:
