@@ -15,7 +15,8 @@ Two checks, both over ``_build/html`` by default:
      - a request to any host other than the local server (the site must work offline),
      - an image that did not load,
      - a math element that MathJax did not typeset, or typeset as an error,
-     - an exercise solution that is visible before its toggle is clicked.
+     - an exercise solution that is visible before its toggle is clicked, or whose
+       toggle does not reveal it (checked on the first solution of each page).
    A screenshot of each page goes to ``_build/screenshots/`` (first 1280x2400 pixels).
 
 Without Chromium (or the websockets package): with ``CI=true`` this is an error; otherwise
@@ -231,6 +232,22 @@ PAGE_PROBE = """
   const solutions = [...document.querySelectorAll('div.solution')];
   const openSolutions = solutions.filter(el => [...el.children].some(
     child => !child.classList.contains('admonition-title') && child.tagName !== 'BUTTON' && child.offsetHeight > 0));
+  // ... and open when their toggle is clicked (checked on the first one, then closed again).
+  let toggleWorks = null;
+  if (solutions.length) {
+    const button = solutions[0].querySelector('button');
+    const body = () => [...solutions[0].children].filter(
+      child => !child.classList.contains('admonition-title') && child.tagName !== 'BUTTON');
+    if (button) {
+      button.click();
+      await new Promise(resolve => setTimeout(resolve, 300));
+      toggleWorks = body().some(child => child.offsetHeight > 0);
+      button.click();
+      await new Promise(resolve => setTimeout(resolve, 300));
+    } else {
+      toggleWorks = false;
+    }
+  }
   const images = [...document.images].filter(img => !img.complete || img.naturalWidth === 0);
   return {
     title: document.title,
@@ -243,6 +260,7 @@ PAGE_PROBE = """
     brokenImages: images.map(img => img.getAttribute('src')),
     solutions: solutions.length,
     openSolutions: openSolutions.map(el => el.id),
+    toggleWorks: toggleWorks,
     height: Math.ceil(document.documentElement.scrollHeight),
   };
 })()
@@ -277,6 +295,8 @@ def check_page(cdp: CDP, base: str, relative: str, screenshot: Path | None) -> t
             problems.append(f"MathJax error(s): {info['mathErrors']}")
         if info["openSolutions"]:
             problems.append(f"solution(s) visible without clicking their toggle: {info['openSolutions']}")
+        if info["toggleWorks"] is False:
+            problems.append("the first solution's toggle does not reveal it (no button, or nothing shown)")
         for src in info["brokenImages"]:
             problems.append(f"image did not load: {src}")
         if screenshot is not None:
