@@ -186,6 +186,8 @@ class GradientMonitor:
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._latest: dict[int, torch.Tensor] = {}
         self._act_rows: list[torch.Tensor] = []
+        #: Names of the hooked activations (``"h1"``... for an MLP), the columns of
+        #: :meth:`activation_stats`; empty when ``activations=False``.
         self.activation_names: list[str] = []
         if activations:
             taps = _activation_taps(model)
