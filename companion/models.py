@@ -138,7 +138,7 @@ def init_linear_(
     if init == "default":
         return
     w = layer.weight
-    fan_in, fan_out = w.shape[1], w.shape[0]
+    fan_in = w.shape[1]  # nn.Linear stores [out, in]; xavier reads both fans from the tensor
     with torch.no_grad():
         if init == "normal":
             nn.init.normal_(w, 0.0, std)
@@ -157,7 +157,6 @@ def init_linear_(
             nn.init.orthogonal_(w, gain=gain)
         if layer.bias is not None:
             nn.init.zeros_(layer.bias)
-    del fan_out  # documented in the formula; xavier reads it from the tensor itself
 
 
 class MLP(nn.Module):
