@@ -1,14 +1,14 @@
 """Overhead of GradientMonitor on a training loop (target: at most 3 % slower).
 
 A 20-layer, 256-wide ReLU MLP, batch 256, plain SGD. Both variants run in the same
-process, interleaved (plain, monitored, plain, monitored, ...), so drifts in machine load
+process, interleaved (plain, monitored, monitored, plain, ...), so drifts in machine load
 hit both alike. The reported ratio is min(monitored) / min(plain): on a shared machine the
 fastest repeat is the one least disturbed by other processes (as in ``timeit``); the
 medians are printed too. On the CPU the clock is the process's CPU time
 (``time.process_time``), which other processes on a shared machine do not inflate; on a
 GPU it is wall time around synchronized work.
 
-Usage: python benchmarks/bench_monitor.py [--steps 50] [--repeats 7]
+Usage: python benchmarks/bench_monitor.py [--steps N] [--repeats R]
 """
 
 from __future__ import annotations
@@ -64,9 +64,14 @@ def main() -> None:
     run(model, opt, x, y, 5, None)  # warm-up: allocator, kernels, lazy init
     run(model, opt, x, y, 5, GradientMonitor(model))
     plain, monitored = [], []
-    for _ in range(args.repeats):
-        plain.append(run(model, opt, x, y, steps, None))
-        monitored.append(run(model, opt, x, y, steps, GradientMonitor(model)))
+    for repeat in range(args.repeats):
+        # Alternate which variant goes first (ABBA...), so neither always runs on a warmer cache.
+        if repeat % 2 == 0:
+            plain.append(run(model, opt, x, y, steps, None))
+            monitored.append(run(model, opt, x, y, steps, GradientMonitor(model)))
+        else:
+            monitored.append(run(model, opt, x, y, steps, GradientMonitor(model)))
+            plain.append(run(model, opt, x, y, steps, None))
     ratio = min(monitored) / min(plain)
     median_ratio = statistics.median(monitored) / statistics.median(plain)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads, CPU time)"
