@@ -71,6 +71,8 @@ class DataParallelResult:
             (the wrong order; ``None`` without ``clip_norm``).
         losses: global mean loss before each training step.
         step_grad_norms: :math:`\\lVert \\bar g \\rVert` at each training step, before clipping.
+        step_weight_grad_norms: per training step, the norm of :math:`\\bar g` for each weight
+            matrix (parameters with two or more dimensions), in ``named_parameters()`` order.
         diverged_step: first step whose loss or gradient norm was not finite, else ``None``.
         state_dict: the weights after training (identical on every rank).
     """
@@ -84,6 +86,7 @@ class DataParallelResult:
     clipped_before: dict[str, torch.Tensor] | None
     losses: list[float] = field(default_factory=list)
     step_grad_norms: list[float] = field(default_factory=list)
+    step_weight_grad_norms: list[list[float]] = field(default_factory=list)
     diverged_step: int | None = None
     state_dict: dict[str, torch.Tensor] = field(default_factory=dict)
 
@@ -152,6 +155,8 @@ def _run_job(job: DataParallelJob, rank: int, world_size: int) -> DataParallelRe
     # 3. Optional training: plain SGD, clipping after the all-reduce.
     losses: list[float] = []
     step_norms: list[float] = []
+    step_layer_norms: list[list[float]] = []
+    weights = [p for p in params if p.dim() >= 2]
     diverged = None
     if job.steps:
         optimizer = torch.optim.SGD(params, lr=job.lr)
@@ -159,6 +164,7 @@ def _run_job(job: DataParallelJob, rank: int, world_size: int) -> DataParallelRe
             optimizer.zero_grad(set_to_none=True)
             loss = _loss(job.loss_fn, ddp(xr), yr)
             loss.backward()
+            layer_norms = torch.stack([w.grad.norm() for w in weights])  # before clipping
             if job.clip_norm is not None:
                 norm = torch.nn.utils.clip_grad_norm_(params, job.clip_norm)
             else:
@@ -166,8 +172,12 @@ def _run_job(job: DataParallelJob, rank: int, world_size: int) -> DataParallelRe
             global_loss = loss.detach().clone()
             dist.all_reduce(global_loss)
             global_loss /= world_size
-            losses.append(global_loss.item())
-            step_norms.append(norm.item())
+            # One host sync per step: loss, total norm and per-matrix norms together.
+            values = torch.cat([global_loss.reshape(1), norm.reshape(1).to(global_loss.dtype),
+                                layer_norms.to(global_loss.dtype)]).tolist()
+            losses.append(values[0])
+            step_norms.append(values[1])
+            step_layer_norms.append(values[2:])
             # Every rank sees the same averaged loss and norm, so all stop together.
             if not (math.isfinite(losses[-1]) and math.isfinite(step_norms[-1])):
                 diverged = step
@@ -186,6 +196,7 @@ def _run_job(job: DataParallelJob, rank: int, world_size: int) -> DataParallelRe
         clipped_before=clipped_before,
         losses=losses,
         step_grad_norms=step_norms,
+        step_weight_grad_norms=step_layer_norms,
         diverged_step=diverged,
         state_dict={k: v.detach().clone() for k, v in model.state_dict().items()},
     )

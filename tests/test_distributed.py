@@ -138,3 +138,22 @@ def test_bad_arguments():
         run_data_parallel(model, X)
     with pytest.raises(ValueError, match="at least one"):
         run_jobs([])
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_step_weight_grad_norms_before_clipping(results, name):
+    model, X, y = CASES[name]
+    model = copy.deepcopy(model)
+    weights = [p for p in model.parameters() if p.dim() >= 2]
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    expected = []
+    for _ in range(4):
+        opt.zero_grad()
+        _loss(name, model(X), y).backward()
+        expected.append([w.grad.norm().item() for w in weights])
+        torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
+        opt.step()
+    got = results[name].step_weight_grad_norms
+    assert len(got) == 4 and len(got[0]) == len(weights)
+    for row, ref in zip(got, expected):
+        assert row == pytest.approx(ref, rel=1e-4)

@@ -1,0 +1,400 @@
+"""Cheap, seeded experiments that test the ten remedies of seed 002 against three problems.
+
+The untitled article on exploding gradients and regularization (seed 002) lists ten remedies
+for exploding gradients without testing any. This module runs each remedy as one change to a
+baseline configuration, in three settings, and returns measured numbers:
+
+* ``"exploding"``: a tanh MLP (:math:`L = 16`, width 32, weights :math:`\\mathcal N(0, 4^2/n)`) on
+  256 digit images, trained by full-batch SGD (:math:`\\eta = 0.3`, 20 steps); its gradient
+  grows from the output to the input, :math:`g_1/g_{L+1} \\gg 1`.
+* ``"vanishing"``: the same network with sigmoid and :math:`\\mathcal N(0, 1/n)`, :math:`\\eta = 1`:
+  :math:`g_1/g_{L+1} \\ll 1` and the loss hardly moves.
+* ``"overfitting"``: a tanh MLP (:math:`L = 2`, width 128, :math:`\\mathcal N(0, 1/n)`) on 50
+  digit images, 100 full-batch SGD steps with :math:`\\eta = 0.3`; its training accuracy
+  reaches 100% while its test accuracy does not.
+
+Baselines use the raw pixels in [0, 1] (so that "data normalization" is a change) and plain
+full-batch SGD (so that the distributed run, which uses the same SGD, is comparable).
+
+The ten remedies, in the article's order (:data:`REMEDIES`): ``activation`` (ReLU instead of
+the saturating activation, same weight scale), ``initialization`` (He/Kaiming normal with the
+activation's gain), ``learning_rate`` (divided by 10), ``dropout`` (:math:`p = 0.5` after every
+hidden activation), ``smaller_network`` (depth and width divided by 4), ``data_normalization``
+(standardized pixels), ``l1_l2`` (an L2 penalty :math:`\\tfrac{\\lambda}{2}\\lVert w\\rVert^2`,
+:math:`\\lambda = 10^{-2}`), ``early_stopping`` (patience 3 on the validation loss, best weights
+restored), ``distributed`` (DDP on 2 processes, :mod:`companion.distributed`) and ``clipping``
+(``clip_grad_norm_`` at 1).
+
+:func:`classify_gradient` and :func:`classify_overfitting` turn a result and its baseline
+into one of :data:`VERDICTS` by fixed, documented thresholds.
+
+See the chapter "The verdict".
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from ._checks import check_choice, check_int
+
+__all__ = [
+    "REMEDIES",
+    "SETTINGS",
+    "VERDICTS",
+    "Config",
+    "base_config",
+    "apply_remedy",
+    "gradient_experiment",
+    "overfitting_experiment",
+    "distributed_experiments",
+    "classify_gradient",
+    "classify_overfitting",
+    "run_all",
+]
+
+REMEDIES = (
+    "activation",
+    "initialization",
+    "learning_rate",
+    "dropout",
+    "smaller_network",
+    "data_normalization",
+    "l1_l2",
+    "early_stopping",
+    "distributed",
+    "clipping",
+)
+SETTINGS = ("exploding", "vanishing", "overfitting")
+VERDICTS = ("fixes", "partly", "no effect", "makes worse")
+
+GRADIENT_KEYS = ("ratio_init", "loss_init", "loss_final", "loss_change", "diverged_step")
+OVERFITTING_KEYS = ("train_accuracy", "test_accuracy", "gap", "epochs_run")
+
+
+@dataclass(frozen=True)
+class Config:
+    """One experiment: the network, the data and the training loop."""
+
+    activation: str
+    init: str
+    c: float | None  # weights N(0, c^2/n) when init == "normal"
+    depth: int
+    width: int
+    lr: float
+    steps: int
+    n_train: int
+    standardize: bool = False
+    dropout: float = 0.0
+    l2: float = 0.0
+    patience: int | None = None
+    clip_norm: float | None = None
+
+
+def base_config(setting: str) -> Config:
+    """The baseline :class:`Config` of ``setting`` (one of :data:`SETTINGS`)."""
+    setting = check_choice("setting", setting, SETTINGS)
+    if setting == "exploding":
+        return Config("tanh", "normal", 4.0, depth=16, width=32, lr=0.3, steps=20, n_train=256)
+    if setting == "vanishing":
+        return Config("sigmoid", "normal", 1.0, depth=16, width=32, lr=1.0, steps=20, n_train=256)
+    return Config("tanh", "normal", 1.0, depth=2, width=128, lr=0.3, steps=100, n_train=50)
+
+
+def apply_remedy(config: Config, remedy: str | None) -> Config:
+    """Return ``config`` changed by one remedy (``None``: unchanged); see the module docstring."""
+    if remedy is None:
+        return config
+    remedy = check_choice("remedy", remedy, REMEDIES)
+    if remedy == "activation":
+        return replace(config, activation="relu")
+    if remedy == "initialization":
+        return replace(config, init="kaiming", c=None)
+    if remedy == "learning_rate":
+        return replace(config, lr=config.lr / 10)
+    if remedy == "dropout":
+        return replace(config, dropout=0.5)
+    if remedy == "smaller_network":
+        return replace(config, depth=max(1, config.depth // 4), width=max(1, config.width // 4))
+    if remedy == "data_normalization":
+        return replace(config, standardize=True)
+    if remedy == "l1_l2":
+        return replace(config, l2=1e-2)
+    if remedy == "early_stopping":
+        return replace(config, patience=3)
+    if remedy == "clipping":
+        return replace(config, clip_norm=1.0)
+    return config  # "distributed" changes how the gradient is computed, not the config
+
+
+@functools.lru_cache(maxsize=8)
+def _digits(n_train: int, standardize: bool):
+    from .data import digits
+
+    return digits(n_train=n_train, standardize=standardize, seed=0)
+
+
+def _data(config: Config, device: torch.device):
+    # Cached: the same split is used by many experiments and is never modified.
+    return _digits(config.n_train, config.standardize).to(device)
+
+
+def _model(config: Config, seed: int, device: torch.device) -> nn.Module:
+    from .models import mlp
+    from .reproducibility import seed_everything
+
+    seed_everything(seed)
+    std = None if config.c is None else config.c / math.sqrt(config.width)
+    model = mlp(64, 10, depth=config.depth, width=config.width, activation=config.activation,
+                init=config.init, std=std, dropout=config.dropout)
+    return model.to(device)
+
+
+def _device(device: torch.device | str | None) -> torch.device:
+    return torch.device("cpu") if device is None else torch.device(device)
+
+
+def _train_loss(model: nn.Module, data) -> float:
+    from .training import evaluate
+
+    return evaluate(model, data.train, nn.CrossEntropyLoss())[0]
+
+
+def _gradient_result(ratio_init: float, losses: list[float], diverged: int | None,
+                     loss_final: float) -> dict:
+    loss_final = loss_final if diverged is None and math.isfinite(loss_final) else math.inf
+    return {
+        "ratio_init": ratio_init,
+        "loss_init": losses[0],
+        "loss_final": loss_final,
+        "loss_change": loss_final / losses[0],
+        "diverged_step": diverged,
+    }
+
+
+def gradient_experiment(
+    setting: str,
+    remedy: str | None = None,
+    *,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+) -> dict:
+    """Train the ``setting``'s network with one remedy and measure its gradients.
+
+    Measures :math:`g_\\ell = \\lVert\\partial\\mathcal L/\\partial W_\\ell\\rVert_F` of the data loss at
+    the initial weights, then trains full-batch for ``config.steps`` steps (the companion's
+    ``fit``, with ``on_divergence="record"``).
+
+    Args:
+        setting: ``"exploding"`` or ``"vanishing"``.
+        remedy: one of :data:`REMEDIES` except ``"distributed"`` (see
+            :func:`distributed_experiments`), or ``None`` for the baseline.
+        seed: seeds the weights (and dropout masks).
+        device: where to run (default CPU).
+
+    Returns:
+        ``{"ratio_init": g_1/g_{L+1} at step 0 (the explosion or vanishing itself),
+        "loss_init": the loss at step 0, "loss_final": the training loss of the trained model
+        (evaluation mode; for early stopping the restored best weights; inf if diverged),
+        "loss_change": final/initial, "diverged_step": int or None}``.
+    """
+    from .diagnostics import weight_grad_norms
+    from .training import fit
+
+    setting = check_choice("setting", setting, ("exploding", "vanishing"))
+    if remedy == "distributed":
+        raise ValueError("remedy 'distributed' runs in distributed_experiments(), which starts the processes once")
+    seed = check_int("seed", seed, minimum=0)
+    device = _device(device)
+    config = apply_remedy(base_config(setting), remedy)
+    data = _data(config, device)
+    model = _model(config, seed, device)
+    # The ratio of the *data-loss* gradient at the initial weights (a penalty's gradient is
+    # not back-propagated, so it is left out), in training mode (dropout active).
+    nn.functional.cross_entropy(model(data.train[0]), data.train[1]).backward()
+    norms = weight_grad_norms(model)
+    model.zero_grad(set_to_none=True)
+    history = fit(
+        model, data.train, loss_fn=nn.CrossEntropyLoss(), epochs=config.steps,
+        optimizer=torch.optim.SGD(model.parameters(), lr=config.lr),
+        val=data.val if config.patience else None, patience=config.patience,
+        l2=config.l2, clip_norm=config.clip_norm, on_divergence="record", seed=seed,
+    )
+    return _gradient_result((norms[0] / norms[-1]).item(), history.step_loss,
+                            history.diverged_step, _train_loss(model, data))
+
+
+def _accuracies(model: nn.Module, data) -> tuple[float, float]:
+    from .training import evaluate
+
+    loss_fn = nn.CrossEntropyLoss()
+    train = evaluate(model, data.train, loss_fn, metric="accuracy")[1]
+    test = evaluate(model, data.test, loss_fn, metric="accuracy")[1]
+    return train, test
+
+
+def overfitting_experiment(
+    remedy: str | None = None,
+    *,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+) -> dict:
+    """Train the overfitting setting's network with one remedy; measure train and test accuracy.
+
+    Args:
+        remedy: one of :data:`REMEDIES` except ``"distributed"``, or ``None`` for the baseline.
+        seed: seeds the weights (and dropout masks).
+        device: where to run (default CPU).
+
+    Returns:
+        ``{"train_accuracy", "test_accuracy", "gap": train - test, "epochs_run"}``, accuracies
+        in [0, 1] measured in evaluation mode after training (for early stopping: with the
+        restored best weights).
+    """
+    from .training import fit
+
+    if remedy == "distributed":
+        raise ValueError("remedy 'distributed' runs in distributed_experiments(), which starts the processes once")
+    seed = check_int("seed", seed, minimum=0)
+    device = _device(device)
+    config = apply_remedy(base_config("overfitting"), remedy)
+    data = _data(config, device)
+    model = _model(config, seed, device)
+    history = fit(
+        model, data.train, loss_fn=nn.CrossEntropyLoss(), epochs=config.steps,
+        optimizer=torch.optim.SGD(model.parameters(), lr=config.lr),
+        val=data.val if config.patience else None, patience=config.patience,
+        l2=config.l2, clip_norm=config.clip_norm, on_divergence="record", seed=seed,
+    )
+    train, test = _accuracies(model, data)
+    return {"train_accuracy": train, "test_accuracy": test, "gap": train - test,
+            "epochs_run": history.stopped_epoch}
+
+
+def distributed_experiments(*, seed: int = 0, world_size: int = 2) -> dict[str, dict]:
+    """Run the three baselines data-parallel (real gloo DDP), in one start of the processes.
+
+    Each rank gets an equal shard of the full batch; the gradient after the all-reduce is
+    the full-batch gradient (:mod:`companion.distributed`), so the runs are the baselines'
+    SGD runs computed by ``world_size`` processes.
+
+    Returns:
+        ``{"exploding": {...}, "vanishing": {...}}`` with the keys of
+        :func:`gradient_experiment`, and ``"overfitting"`` with those of
+        :func:`overfitting_experiment`.
+    """
+    from .distributed import DataParallelJob, run_jobs
+
+    seed = check_int("seed", seed, minimum=0)
+    world_size = check_int("world_size", world_size, minimum=1)
+    cpu = torch.device("cpu")
+    jobs, splits, models = [], {}, {}
+    for setting in SETTINGS:
+        config = base_config(setting)
+        data = _data(config, cpu)
+        X, y = data.train
+        usable = len(X) - len(X) % world_size  # equal shards
+        splits[setting] = data
+        models[setting] = _model(config, seed, cpu)
+        jobs.append(DataParallelJob(copy.deepcopy(models[setting]), X[:usable], y[:usable],
+                                    loss_fn="cross_entropy", steps=config.steps, lr=config.lr))
+    results = dict(zip(SETTINGS, run_jobs(jobs, world_size=world_size)))
+    out: dict[str, dict] = {}
+    for setting in ("exploding", "vanishing"):
+        res = results[setting]
+        models[setting].load_state_dict(res.state_dict)
+        first = res.step_weight_grad_norms[0]
+        out[setting] = _gradient_result(first[0] / first[-1], res.losses, res.diverged_step,
+                                        _train_loss(models[setting], splits[setting]))
+    model = models["overfitting"]
+    model.load_state_dict(results["overfitting"].state_dict)
+    train, test = _accuracies(model, splits["overfitting"])
+    out["overfitting"] = {"train_accuracy": train, "test_accuracy": test, "gap": train - test,
+                          "epochs_run": len(results["overfitting"].losses)}
+    return out
+
+
+def _log_ratio(r: float) -> float:
+    return math.log10(r) if r > 0 and math.isfinite(r) else (math.inf if r == math.inf else -math.inf)
+
+
+def classify_gradient(setting: str, baseline: dict, result: dict) -> str:
+    """Verdict of a remedy on ``"exploding"`` or ``"vanishing"`` from measured numbers.
+
+    The verdict is about the gradient itself: :math:`\\rho` = ``ratio_init``
+    (:math:`g_1/g_{L+1}` of the data loss at the initial weights) and its distance from
+    balance :math:`d = |\\log_{10}\\rho|`, compared with the baseline's :math:`d_0`; and whether
+    training diverged. The training loss is reported but not judged (20 steps decide little).
+
+    * **makes worse**: training diverged (NaN/Inf) where the baseline did not, or
+      :math:`d > d_0 + \\log_{10} 3` (the ratio moved away from 1 by more than a factor of 3);
+    * **fixes**: :math:`d \\le 1`, i.e. :math:`0.1 \\le \\rho \\le 10`;
+    * **partly**: :math:`d < d_0 - \\log_{10} 3` (the ratio moved towards 1 by more than a
+      factor of 3 without reaching :math:`[0.1, 10]`);
+    * **no effect**: the ratio stayed within a factor of 3 of the baseline's.
+    """
+    setting = check_choice("setting", setting, ("exploding", "vanishing"))
+    for name, d in (("baseline", baseline), ("result", result)):
+        missing = [k for k in GRADIENT_KEYS if k not in d]
+        if missing:
+            raise ValueError(f"{name} is missing the keys {missing}")
+    d0 = abs(_log_ratio(baseline["ratio_init"]))
+    d = abs(_log_ratio(result["ratio_init"]))
+    if (result["diverged_step"] is not None and baseline["diverged_step"] is None) or d > d0 + math.log10(3):
+        return "makes worse"
+    if d <= 1:
+        return "fixes"
+    if d < d0 - math.log10(3):
+        return "partly"
+    return "no effect"
+
+
+def classify_overfitting(baseline: dict, result: dict) -> str:
+    """Verdict of a remedy on overfitting from test accuracy and train-test gap.
+
+    With :math:`\\Delta` = change of test accuracy in percentage points and :math:`q` = gap /
+    baseline gap:
+
+    * **makes worse**: :math:`\\Delta \\le -2`;
+    * **fixes**: :math:`\\Delta \\ge 2` and :math:`q \\le 0.5`;
+    * **partly**: :math:`\\Delta \\ge 1`, or :math:`q \\le 0.8` with :math:`\\Delta > -1`;
+    * **no effect**: anything else.
+    """
+    for name, d in (("baseline", baseline), ("result", result)):
+        missing = [k for k in OVERFITTING_KEYS if k not in d]
+        if missing:
+            raise ValueError(f"{name} is missing the keys {missing}")
+    delta = 100 * (result["test_accuracy"] - baseline["test_accuracy"])
+    q = result["gap"] / baseline["gap"] if baseline["gap"] > 0 else math.inf
+    if delta <= -2:
+        return "makes worse"
+    if delta >= 2 and q <= 0.5:
+        return "fixes"
+    if delta >= 1 or (q <= 0.8 and delta > -1):
+        return "partly"
+    return "no effect"
+
+
+def run_all(*, seed: int = 0, device: torch.device | str | None = None) -> dict:
+    """Every remedy in every setting, plus the baselines: the data behind the verdict table.
+
+    Returns:
+        ``{"baseline": {setting: result}, remedy: {setting: result}, ...}`` with one entry per
+        remedy in :data:`REMEDIES`; the distributed results come from one start of 2 processes.
+    """
+    seed = check_int("seed", seed, minimum=0)
+    out: dict[str, dict] = {}
+    for remedy in (None, *REMEDIES):
+        if remedy == "distributed":
+            out[remedy] = distributed_experiments(seed=seed)
+            continue
+        key = "baseline" if remedy is None else remedy
+        out[key] = {s: gradient_experiment(s, remedy, seed=seed, device=device)
+                    for s in ("exploding", "vanishing")}
+        out[key]["overfitting"] = overfitting_experiment(remedy, seed=seed, device=device)
+    return out

@@ -1,0 +1,102 @@
+"""Tests for companion.remedies: documented keys, determinism, the remedies' changes, verdict rules."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from companion import remedies as R
+
+
+def test_remedies_and_settings_listed():
+    assert len(R.REMEDIES) == 10 and len(set(R.REMEDIES)) == 10
+    assert R.SETTINGS == ("exploding", "vanishing", "overfitting")
+
+
+@pytest.mark.parametrize("remedy", [r for r in R.REMEDIES if r != "distributed"])
+def test_apply_remedy_changes_the_config(remedy):
+    for setting in R.SETTINGS:
+        base = R.base_config(setting)
+        assert R.apply_remedy(base, remedy) != base
+    assert R.apply_remedy(R.base_config("exploding"), None) == R.base_config("exploding")
+
+
+def test_gradient_experiment_keys_and_determinism():
+    a = R.gradient_experiment("vanishing", "smaller_network", seed=1)
+    b = R.gradient_experiment("vanishing", "smaller_network", seed=1)
+    assert tuple(a) == R.GRADIENT_KEYS
+    assert a == b
+    c = R.gradient_experiment("vanishing", "smaller_network", seed=2)
+    assert c["ratio_init"] != a["ratio_init"]
+
+
+def test_baselines_show_their_problem():
+    exploding = R.gradient_experiment("exploding")
+    vanishing = R.gradient_experiment("vanishing")
+    assert exploding["ratio_init"] > 100 and vanishing["ratio_init"] < 1e-6
+    assert exploding["diverged_step"] is None
+    assert math.isfinite(exploding["loss_final"])
+    over = R.overfitting_experiment()
+    assert tuple(over) == R.OVERFITTING_KEYS
+    assert over["train_accuracy"] == 1.0 and over["gap"] > 0.1
+    assert over == R.overfitting_experiment()
+
+
+def test_lr_does_not_change_initial_ratio():
+    base = R.gradient_experiment("exploding")
+    slow = R.gradient_experiment("exploding", "learning_rate")
+    assert slow["ratio_init"] == base["ratio_init"]
+    assert slow["loss_init"] == base["loss_init"]
+
+
+def _g(ratio, loss_final, loss_init=2.0, diverged=None):
+    return {"ratio_init": ratio, "loss_init": loss_init, "loss_final": loss_final,
+            "loss_change": loss_final / loss_init, "diverged_step": diverged}
+
+
+def test_classify_gradient_rules():
+    base = _g(1000.0, 1.5)
+    assert R.classify_gradient("exploding", base, _g(2.0, 1.0)) == "fixes"
+    assert R.classify_gradient("exploding", base, _g(0.2, 2.0)) == "fixes"      # loss not judged
+    assert R.classify_gradient("exploding", base, _g(50.0, 1.5)) == "partly"    # 20x closer to 1
+    assert R.classify_gradient("exploding", base, _g(1000.0, 1.0)) == "no effect"
+    assert R.classify_gradient("exploding", base, _g(400.0, 1.5)) == "no effect"
+    assert R.classify_gradient("exploding", base, _g(5000.0, 1.5)) == "makes worse"
+    assert R.classify_gradient("exploding", base, _g(1.0, math.inf, diverged=3)) == "makes worse"
+    vanishing = _g(1e-8, 2.0)
+    assert R.classify_gradient("vanishing", vanishing, _g(1e-5, 2.0)) == "partly"
+    assert R.classify_gradient("vanishing", vanishing, _g(1e-9, 2.0)) == "makes worse"
+    assert R.classify_gradient("vanishing", vanishing, _g(5e-9, 2.0)) == "no effect"
+
+
+def _o(train, test):
+    return {"train_accuracy": train, "test_accuracy": test, "gap": train - test, "epochs_run": 10}
+
+
+def test_classify_overfitting_rules():
+    base = _o(1.0, 0.80)
+    assert R.classify_overfitting(base, _o(0.95, 0.88)) == "fixes"
+    assert R.classify_overfitting(base, _o(1.0, 0.815)) == "partly"
+    assert R.classify_overfitting(base, _o(0.95, 0.80)) == "partly"
+    assert R.classify_overfitting(base, _o(1.0, 0.80)) == "no effect"
+    assert R.classify_overfitting(base, _o(1.0, 0.77)) == "makes worse"
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="setting must be one of"):
+        R.base_config("overfit")
+    with pytest.raises(ValueError, match="setting must be one of"):
+        R.gradient_experiment("overfitting")
+    with pytest.raises(ValueError, match="remedy must be one of"):
+        R.apply_remedy(R.base_config("exploding"), "batchnorm")
+    with pytest.raises(ValueError, match="distributed_experiments"):
+        R.gradient_experiment("exploding", "distributed")
+    with pytest.raises(ValueError, match="distributed_experiments"):
+        R.overfitting_experiment("distributed")
+    with pytest.raises(ValueError, match="seed must be >= 0"):
+        R.gradient_experiment("exploding", seed=-1)
+    with pytest.raises(ValueError, match="missing the keys"):
+        R.classify_gradient("exploding", {}, _g(1.0, 1.0))
+    with pytest.raises(ValueError, match="missing the keys"):
+        R.classify_overfitting(_o(1.0, 0.8), {"gap": 0.1})
