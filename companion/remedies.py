@@ -56,6 +56,9 @@ __all__ = [
     "classify_gradient",
     "classify_overfitting",
     "run_all",
+    "LABELS",
+    "verdicts",
+    "verdict_markdown",
 ]
 
 REMEDIES = (
@@ -71,6 +74,18 @@ REMEDIES = (
     "clipping",
 )
 SETTINGS = ("exploding", "vanishing", "overfitting")
+LABELS = {
+    "activation": "1. ReLU instead of a saturating activation",
+    "initialization": "2. Xavier/He initialization",
+    "learning_rate": "3. smaller learning rate (/10)",
+    "dropout": "4. dropout (p = 0.5)",
+    "smaller_network": "5. smaller network (depth, width /4)",
+    "data_normalization": "6. data normalization",
+    "l1_l2": "7. L2 penalty (λ = 0.01)",
+    "early_stopping": "8. early stopping (patience 3)",
+    "distributed": "9. distributed training (DDP, 2 processes)",
+    "clipping": "10. gradient clipping (norm 1)",
+}
 VERDICTS = ("fixes", "partly", "no effect", "makes worse")
 
 GRADIENT_KEYS = ("ratio_init", "loss_init", "loss_final", "loss_change", "diverged_step")
@@ -398,3 +413,38 @@ def run_all(*, seed: int = 0, device: torch.device | str | None = None) -> dict:
                     for s in ("exploding", "vanishing")}
         out[key]["overfitting"] = overfitting_experiment(remedy, seed=seed, device=device)
     return out
+
+
+def verdicts(results: dict) -> dict[str, dict[str, str]]:
+    """``{remedy: {setting: verdict}}`` for the output of :func:`run_all`."""
+    base = results["baseline"]
+    out = {}
+    for remedy in REMEDIES:
+        r = results[remedy]
+        out[remedy] = {s: classify_gradient(s, base[s], r[s]) for s in ("exploding", "vanishing")}
+        out[remedy]["overfitting"] = classify_overfitting(base["overfitting"], r["overfitting"])
+    return out
+
+
+def _cell(setting: str, result: dict) -> str:
+    if setting == "overfitting":
+        return f"test {100 * result['test_accuracy']:.1f}%, gap {100 * result['gap']:.1f}"
+    if result["diverged_step"] is not None:
+        return f"ρ = {result['ratio_init']:.2g}, NaN at step {result['diverged_step']}"
+    return f"ρ = {result['ratio_init']:.2g}"
+
+
+def verdict_markdown(results: dict) -> str:
+    """The verdict table as Markdown: one row per remedy, each cell "verdict (measured number)".
+
+    :math:`\\rho = g_1/g_{L+1}` at the initial weights; overfitting cells give test accuracy and
+    the train-test gap in percentage points. The first row is the baseline.
+    """
+    table = verdicts(results)
+    lines = ["| remedy (seed 002) | exploding | vanishing | overfitting |", "| --- | --- | --- | --- |"]
+    base = results["baseline"]
+    lines.append("| baseline (no remedy) | " + " | ".join(_cell(s, base[s]) for s in SETTINGS) + " |")
+    for remedy in REMEDIES:
+        cells = [f"**{table[remedy][s]}** ({_cell(s, results[remedy][s])})" for s in SETTINGS]
+        lines.append(f"| {LABELS[remedy]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -100,3 +100,15 @@ def test_bad_arguments():
         R.classify_gradient("exploding", {}, _g(1.0, 1.0))
     with pytest.raises(ValueError, match="missing the keys"):
         R.classify_overfitting(_o(1.0, 0.8), {"gap": 0.1})
+
+
+def test_verdict_markdown_from_fake_results():
+    g, o = _g(100.0, 1.0), _o(1.0, 0.8)
+    results = {"baseline": {"exploding": g, "vanishing": _g(1e-6, 1.0), "overfitting": o}}
+    for remedy in R.REMEDIES:
+        results[remedy] = {"exploding": _g(2.0, 1.0), "vanishing": _g(1e-6, 1.0, diverged=4),
+                           "overfitting": _o(1.0, 0.9)}
+    table = R.verdicts(results)
+    assert table["clipping"] == {"exploding": "fixes", "vanishing": "makes worse", "overfitting": "fixes"}
+    text = R.verdict_markdown(results)
+    assert text.count("\n") == 12 and "NaN at step 4" in text and "test 90.0%, gap 10.0" in text
