@@ -4,9 +4,11 @@ Usage: python scripts/browser_check.py [HTML_DIR] [--screenshots DIR] [--only SU
 
 Two checks, both over ``_build/html`` by default:
 
-1. A static link check of the whole site, no browser needed: every ``href``/``src`` in
-   every built HTML file that points inside the site must name a file that exists, and
-   its ``#anchor``, if any, must be an ``id`` (or ``name``) in that file.
+1. A static check of the whole site, no browser needed: every ``href``/``src`` in every
+   built HTML file that points inside the site must name a file that exists, and its
+   ``#anchor``, if any, must be an ``id`` (or ``name``) in that file; every figure a
+   chapter's source names (``name: fig-...``) must be on its page, and a chapter whose
+   source calls ``plt.show()`` must show at least one image.
 2. A browser check: the site is served over a local HTTP server on 127.0.0.1, and
    headless Chromium (driven over the Chrome DevTools Protocol with the ``websockets``
    package) opens every page. A page fails on
@@ -34,6 +36,7 @@ import html.parser
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -72,8 +75,10 @@ class _LinkParser(html.parser.HTMLParser):
         super().__init__(convert_charrefs=True)
         self.links: list[tuple[str, str]] = []  # (attribute, url)
         self.anchors: set[str] = set()
+        self.images = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.images += tag == "img"
         for name, value in attrs:
             if value is None:
                 continue
@@ -126,6 +131,34 @@ def check_links(root: Path) -> list[str]:
                 problems.append(f"{where}: no file {target.relative_to(root)}")
             elif fragment and target.suffix == ".html" and fragment not in _parse(target).anchors:
                 problems.append(f"{where}: no anchor #{fragment} in {target.relative_to(root)}")
+    return problems
+
+
+FIGURE_NAME = re.compile(r"^\s*name:\s*(fig-[A-Za-z0-9_-]+)\s*$", re.MULTILINE)
+
+
+def check_figures(root: Path) -> list[str]:
+    """Every figure a chapter's source names is in its page, and plotting pages show images.
+
+    Guards against figures silently disappearing, e.g. when MPLBACKEND=Agg reaches the
+    kernel and plt.show() stops emitting a PNG (the build then only warns for figures
+    that the text cross-references).
+    """
+    problems: list[str] = []
+    for page in html_pages(root):
+        relative = page.relative_to(root)
+        source = root / "_sources" / relative.with_suffix(".md")
+        if not source.is_file():
+            continue
+        text = source.read_text(encoding="utf-8")
+        if "{code-cell}" not in text:
+            continue
+        parsed = _parse(page)
+        for name in FIGURE_NAME.findall(text):
+            if name not in parsed.anchors:
+                problems.append(f"{relative}: figure {name!r} named in the source is not on the page")
+        if "plt.show()" in text and not parsed.images:
+            problems.append(f"{relative}: the source calls plt.show() but the page has no image")
     return problems
 
 
@@ -385,6 +418,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"link check: {len(html_pages(root))} pages, {len(link_problems)} broken internal link(s)")
     for problem in link_problems:
         print(f"  BROKEN LINK {problem}")
+    figure_problems = check_figures(root)
+    print(f"figure check: {len(figure_problems)} problem(s)")
+    for problem in figure_problems:
+        print(f"  MISSING FIGURE {problem}")
+    link_problems += figure_problems
 
     executable = find_chromium()
     try:
