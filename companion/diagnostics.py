@@ -240,7 +240,7 @@ class GradientMonitor:
         """Return ``{"mean", "std", "zero_fraction"}``, each a CPU tensor ``[records, layers]``.
 
         Row ``r`` belongs to ``steps[r]`` and describes the last forward pass before that
-        :meth:`record`; columns follow :attr:`activation_names`. One host sync.
+        :meth:`record`; columns follow ``activation_names``. One host sync.
 
         Raises:
             RuntimeError: if the monitor was created with ``activations=False``.
