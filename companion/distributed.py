@@ -25,9 +25,11 @@ See the chapter "Distributed training".
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import socket
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,16 +154,15 @@ def _run_job(job: DataParallelJob, rank: int, world_size: int) -> DataParallelRe
         clipped_before = _grads(model)
     ddp.zero_grad(set_to_none=True)
 
-    # 3. Optional training: plain SGD, clipping after the all-reduce.
+    # 3. Optional training: plain SGD (no momentum), clipping after the all-reduce.
     losses: list[float] = []
     step_norms: list[float] = []
     step_layer_norms: list[list[float]] = []
     weights = [p for p in params if p.dim() >= 2]
     diverged = None
     if job.steps:
-        optimizer = torch.optim.SGD(params, lr=job.lr)
         for step in range(job.steps):
-            optimizer.zero_grad(set_to_none=True)
+            ddp.zero_grad(set_to_none=True)
             loss = _loss(job.loss_fn, ddp(xr), yr)
             loss.backward()
             layer_norms = torch.stack([w.grad.norm() for w in weights])  # before clipping
@@ -182,7 +183,11 @@ def _run_job(job: DataParallelJob, rank: int, world_size: int) -> DataParallelRe
             if not (math.isfinite(losses[-1]) and math.isfinite(step_norms[-1])):
                 diverged = step
                 break
-            optimizer.step()
+            # Plain SGD, p <- p - lr * grad, written out: torch.optim's first use imports
+            # torch._dynamo, which costs each fresh process seconds.
+            with torch.no_grad():
+                for p in params:
+                    p.add_(p.grad, alpha=-job.lr)
 
     if rank != 0:
         return None
@@ -210,6 +215,9 @@ def _worker(rank: int, world_size: int, port: int, folder: str) -> None:
     log = os.open(os.path.join(folder, f"rank{rank}.log"), os.O_WRONLY | os.O_CREAT)
     os.dup2(log, 1)
     os.dup2(log, 2)
+    # A forked child of a Jupyter kernel inherits sys.stdout/sys.stderr objects that talk to
+    # the kernel's threads, which do not exist in the child: write Python output to the log too.
+    sys.stdout = sys.stderr = open(log, "w", closefd=False)
     torch.set_num_threads(1)
     dist.init_process_group(
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size
@@ -248,7 +256,9 @@ def _check_job(job: DataParallelJob, world_size: int) -> None:
         raise ValueError("model and data must be on the CPU (the gloo backend runs there)")
 
 
-def run_jobs(jobs: list[DataParallelJob], *, world_size: int = 2) -> list[DataParallelResult]:
+def run_jobs(
+    jobs: list[DataParallelJob], *, world_size: int = 2, start_method: str = "spawn"
+) -> list[DataParallelResult]:
     """Run several :class:`DataParallelJob` in one start of ``world_size`` processes.
 
     Starting the processes costs a few seconds; jobs that run together share that cost.
@@ -257,6 +267,10 @@ def run_jobs(jobs: list[DataParallelJob], *, world_size: int = 2) -> list[DataPa
     Args:
         jobs: the jobs, run in order.
         world_size: number of processes (>= 1).
+        start_method: ``"spawn"`` (fresh interpreters that import torch, a few seconds;
+            the portable choice, and what ``torch.multiprocessing.spawn`` does) or ``"fork"``
+            (POSIX only: the children inherit the already imported modules and start in a
+            fraction of a second).
 
     Returns:
         One :class:`DataParallelResult` per job.
@@ -266,17 +280,23 @@ def run_jobs(jobs: list[DataParallelJob], *, world_size: int = 2) -> list[DataPa
     import torch.multiprocessing as mp
 
     world_size = check_int("world_size", world_size, minimum=1)
+    start_method = check_choice("start_method", start_method, ("spawn", "fork"))
     jobs = list(jobs)
     if not jobs:
         raise ValueError("jobs must contain at least one DataParallelJob, got an empty list")
     for job in jobs:
         _check_job(job, world_size)
+    if start_method == "fork":
+        # DDP's constructor imports torch._dynamo on first use (seconds); import it here once
+        # so that the forked children inherit it instead of each importing it again.
+        importlib.import_module("torch._dynamo")
     with tempfile.TemporaryDirectory(prefix="companion-ddp-") as folder:
         torch.save(jobs, os.path.join(folder, "jobs.pt"))
         last_error: Exception | None = None
         for _attempt in range(3):  # the free port may be taken between choosing and binding
             try:
-                mp.spawn(_worker, args=(world_size, free_port(), folder), nprocs=world_size, join=True)
+                mp.start_processes(_worker, args=(world_size, free_port(), folder), nprocs=world_size,
+                                   join=True, start_method=start_method)
                 break
             except Exception as error:  # noqa: BLE001 - re-raised below with the children's logs
                 last_error = error
@@ -297,6 +317,7 @@ def run_data_parallel(
     steps: int = 0,
     lr: float = 0.0,
     clip_norm: float | None = None,
+    start_method: str = "spawn",
 ) -> DataParallelResult:
     """Measure one model's gradients under DDP and optionally train it for a few steps.
 
@@ -317,6 +338,7 @@ def run_data_parallel(
         lr: SGD learning rate for the training steps.
         clip_norm: if given, also report clipping before/after the all-reduce at step 0,
             and clip after the all-reduce while training.
+        start_method: ``"spawn"`` or ``"fork"``, see :func:`run_jobs`.
 
     Returns:
         A :class:`DataParallelResult`.
@@ -326,4 +348,4 @@ def run_data_parallel(
     if not isinstance(train, tuple) or len(train) != 2:
         raise TypeError("train must be a tuple (X, y) of tensors")
     job = DataParallelJob(model, train[0], train[1], loss_fn, steps, lr, clip_norm)
-    return run_jobs([job], world_size=world_size)[0]
+    return run_jobs([job], world_size=world_size, start_method=start_method)[0]

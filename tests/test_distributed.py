@@ -157,3 +157,19 @@ def test_step_weight_grad_norms_before_clipping(results, name):
     assert len(got) == 4 and len(got[0]) == len(weights)
     for row, ref in zip(got, expected):
         assert row == pytest.approx(ref, rel=1e-4)
+
+
+def test_fork_start_method_gives_the_same_result(results):
+    model, X, y = CASES["cross_entropy"]
+    res = run_data_parallel(copy.deepcopy(model), (X, y), loss_fn="cross_entropy", steps=4, lr=0.1,
+                            clip_norm=CLIP, start_method="fork")
+    ref = results["cross_entropy"]
+    for n, g in ref.grads.items():
+        torch.testing.assert_close(res.grads[n], g, atol=0, rtol=0)
+    assert res.losses == ref.losses
+
+
+def test_bad_start_method():
+    model, X, y = CASES["mse"]
+    with pytest.raises(ValueError, match="start_method must be one of"):
+        run_data_parallel(model, (X, y), start_method="forkserver")
