@@ -14,7 +14,9 @@ export OMP_NUM_THREADS := 1
 export PYTHONHASHSEED := 0
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: book test unit notebooks-check chapter notebooks bench clean
+.PHONY: book test unit notebooks-check browser-check chapter notebooks bench clean
+
+MATHJAX := _build/mathjax/.version
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,11 +25,15 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-book: $(STAMP)
+# MathJax 3.2.2 from the npm registry (sha256-pinned tarball), for a site that works offline.
+$(MATHJAX): scripts/fetch_mathjax.sh
+	bash scripts/fetch_mathjax.sh
+
+book: $(STAMP) $(MATHJAX)
 	$(BIN)/jupyter-book build . --all -W -n --keep-going
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests -q -p no:cacheprovider
+	MPLBACKEND=Agg $(BIN)/python -m pytest tests -q -p no:cacheprovider
 
 # Strict nbval on the notebooks the build executed: the text the site shows must reproduce exactly.
 notebooks-check: $(STAMP)
@@ -35,7 +41,13 @@ notebooks-check: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
 	    -n 2 --dist loadfile $$notebooks
 
-test: unit book notebooks-check
+# Every built page in headless Chromium: console errors, HTTP errors, requests leaving the site,
+# broken images, untypeset math, solutions not collapsed; plus an href/src/#anchor check of the
+# whole site. Screenshots in _build/screenshots/. Without Chromium: fails if CI=true, else skips loudly.
+browser-check: $(STAMP)
+	$(BIN)/python scripts/browser_check.py _build/html
+
+test: unit book notebooks-check browser-check
 
 # For authors: execute and time one chapter without building the book, e.g. make chapter CH=book/part1/01_exploding_vanishing.md
 chapter: $(STAMP)
