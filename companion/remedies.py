@@ -61,6 +61,7 @@ __all__ = [
     "verdict_markdown",
 ]
 
+#: The ten remedies of seed 002, in the article's order (keys of :func:`apply_remedy`).
 REMEDIES = (
     "activation",
     "initialization",
@@ -73,7 +74,9 @@ REMEDIES = (
     "distributed",
     "clipping",
 )
+#: The three problems each remedy is tested against.
 SETTINGS = ("exploding", "vanishing", "overfitting")
+#: Row labels of the verdict table, remedy key -> text.
 LABELS = {
     "activation": "1. ReLU instead of a saturating activation",
     "initialization": "2. Xavier/He initialization",
@@ -86,6 +89,7 @@ LABELS = {
     "distributed": "9. distributed training (DDP, 2 processes)",
     "clipping": "10. gradient clipping (norm 1)",
 }
+#: The four possible verdicts of :func:`classify_gradient` and :func:`classify_overfitting`.
 VERDICTS = ("fixes", "partly", "no effect", "makes worse")
 
 GRADIENT_KEYS = ("ratio_init", "loss_init", "loss_final", "loss_change", "diverged_step")
@@ -213,10 +217,11 @@ def gradient_experiment(
         device: where to run (default CPU).
 
     Returns:
-        ``{"ratio_init": g_1/g_{L+1} at step 0 (the explosion or vanishing itself),
-        "loss_init": the loss at step 0, "loss_final": the training loss of the trained model
-        (evaluation mode; for early stopping the restored best weights; inf if diverged),
-        "loss_change": final/initial, "diverged_step": int or None}``.
+        A dict with the keys ``ratio_init`` (:math:`g_1/g_{L+1}` at step 0: the explosion or
+        vanishing itself), ``loss_init`` (the loss at step 0), ``loss_final`` (the training
+        loss of the trained model in evaluation mode; for early stopping the restored best
+        weights; ``inf`` if diverged), ``loss_change`` (final/initial) and ``diverged_step``
+        (an int or ``None``).
     """
     from .diagnostics import weight_grad_norms
     from .training import fit
