@@ -23,7 +23,9 @@ hidden activation), ``smaller_network`` (depth and width divided by 4), ``data_n
 (standardized pixels), ``l1_l2`` (an L2 penalty :math:`\\tfrac{\\lambda}{2}\\lVert w\\rVert^2`,
 :math:`\\lambda = 10^{-2}`), ``early_stopping`` (patience 3 on the validation loss, best weights
 restored), ``distributed`` (DDP on 2 processes, :mod:`companion.distributed`) and ``clipping``
-(``clip_grad_norm_`` at 1).
+(``clip_grad_norm_`` at 1). One extra (:data:`EXTRA_REMEDIES`): ``augmentation``, random shifts
+of the images by up to one pixel (:mod:`companion.augment`), which the article describes as a
+regularizer but does not list.
 
 :func:`classify_gradient` and :func:`classify_overfitting` turn a result and its baseline
 into one of :data:`VERDICTS` by fixed, documented thresholds.
@@ -45,6 +47,7 @@ from ._checks import check_choice, check_int
 
 __all__ = [
     "REMEDIES",
+    "EXTRA_REMEDIES",
     "SETTINGS",
     "VERDICTS",
     "Config",
@@ -74,6 +77,8 @@ REMEDIES = (
     "distributed",
     "clipping",
 )
+#: Remedies the article describes but does not list among the ten (measured as an extra row).
+EXTRA_REMEDIES = ("augmentation",)
 #: The three problems each remedy is tested against.
 SETTINGS = ("exploding", "vanishing", "overfitting")
 #: Row labels of the verdict table, remedy key -> text.
@@ -88,6 +93,7 @@ LABELS = {
     "early_stopping": "8. early stopping (patience 3)",
     "distributed": "9. distributed training (DDP, 2 processes)",
     "clipping": "10. gradient clipping (norm 1)",
+    "augmentation": "extra: data augmentation (random shifts of 1 pixel)",
 }
 #: The four possible verdicts of :func:`classify_gradient` and :func:`classify_overfitting`.
 VERDICTS = ("fixes", "partly", "no effect", "makes worse")
@@ -113,6 +119,7 @@ class Config:
     l2: float = 0.0
     patience: int | None = None
     clip_norm: float | None = None
+    augment: bool = False
 
 
 def base_config(setting: str) -> Config:
@@ -129,7 +136,7 @@ def apply_remedy(config: Config, remedy: str | None) -> Config:
     """Return ``config`` changed by one remedy (``None``: unchanged); see the module docstring."""
     if remedy is None:
         return config
-    remedy = check_choice("remedy", remedy, REMEDIES)
+    remedy = check_choice("remedy", remedy, REMEDIES + EXTRA_REMEDIES)
     if remedy == "activation":
         return replace(config, activation="relu")
     if remedy == "initialization":
@@ -148,6 +155,8 @@ def apply_remedy(config: Config, remedy: str | None) -> Config:
         return replace(config, patience=3)
     if remedy == "clipping":
         return replace(config, clip_norm=1.0)
+    if remedy == "augmentation":
+        return replace(config, augment=True)
     return config  # "distributed" changes how the gradient is computed, not the config
 
 
@@ -172,6 +181,16 @@ def _model(config: Config, seed: int, device: torch.device) -> nn.Module:
     model = mlp(64, 10, depth=config.depth, width=config.width, activation=config.activation,
                 init=config.init, std=std, dropout=config.dropout)
     return model.to(device)
+
+
+def _augmenter(config: Config, seed: int):
+    """Random shifts by up to one pixel, drawn from a seeded generator (``None`` if off)."""
+    if not config.augment:
+        return None
+    from .augment import augment_batch
+
+    generator = torch.Generator().manual_seed(seed)
+    return lambda xb: augment_batch(xb, max_shift=1, image_shape=(8, 8), generator=generator)
 
 
 def _device(device: torch.device | str | None) -> torch.device:
@@ -244,6 +263,7 @@ def gradient_experiment(
         optimizer=torch.optim.SGD(model.parameters(), lr=config.lr),
         val=data.val if config.patience else None, patience=config.patience,
         l2=config.l2, clip_norm=config.clip_norm, on_divergence="record", seed=seed,
+        augment=_augmenter(config, seed),
     )
     return _gradient_result((norms[0] / norms[-1]).item(), history.step_loss,
                             history.diverged_step, _train_loss(model, data))
@@ -290,6 +310,7 @@ def overfitting_experiment(
         optimizer=torch.optim.SGD(model.parameters(), lr=config.lr),
         val=data.val if config.patience else None, patience=config.patience,
         l2=config.l2, clip_norm=config.clip_norm, on_divergence="record", seed=seed,
+        augment=_augmenter(config, seed),
     )
     train, test = _accuracies(model, data)
     return {"train_accuracy": train, "test_accuracy": test, "gap": train - test,
@@ -410,11 +431,12 @@ def run_all(*, seed: int = 0, device: torch.device | str | None = None) -> dict:
 
     Returns:
         ``{"baseline": {setting: result}, remedy: {setting: result}, ...}`` with one entry per
-        remedy in :data:`REMEDIES`; the distributed results come from one start of 2 processes.
+        remedy in :data:`REMEDIES` and :data:`EXTRA_REMEDIES`; the distributed results come
+        from one start of 2 processes.
     """
     seed = check_int("seed", seed, minimum=0)
     out: dict[str, dict] = {}
-    for remedy in (None, *REMEDIES):
+    for remedy in (None, *REMEDIES, *EXTRA_REMEDIES):
         if remedy == "distributed":
             out[remedy] = distributed_experiments(seed=seed)
             continue
@@ -429,7 +451,7 @@ def verdicts(results: dict) -> dict[str, dict[str, str]]:
     """``{remedy: {setting: verdict}}`` for the output of :func:`run_all`."""
     base = results["baseline"]
     out = {}
-    for remedy in REMEDIES:
+    for remedy in [r for r in REMEDIES + EXTRA_REMEDIES if r in results]:
         r = results[remedy]
         out[remedy] = {s: classify_gradient(s, base[s], r[s]) for s in ("exploding", "vanishing")}
         out[remedy]["overfitting"] = classify_overfitting(base["overfitting"], r["overfitting"])
@@ -454,7 +476,7 @@ def verdict_markdown(results: dict) -> str:
     lines = ["| remedy (seed 002) | exploding | vanishing | overfitting |", "| --- | --- | --- | --- |"]
     base = results["baseline"]
     lines.append("| baseline (no remedy) | " + " | ".join(_cell(s, base[s]) for s in SETTINGS) + " |")
-    for remedy in REMEDIES:
+    for remedy in table:
         cells = [f"**{table[remedy][s]}** ({_cell(s, results[remedy][s])})" for s in SETTINGS]
         lines.append(f"| {LABELS[remedy]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -14,7 +14,7 @@ def test_remedies_and_settings_listed():
     assert R.SETTINGS == ("exploding", "vanishing", "overfitting")
 
 
-@pytest.mark.parametrize("remedy", [r for r in R.REMEDIES if r != "distributed"])
+@pytest.mark.parametrize("remedy", [r for r in R.REMEDIES + R.EXTRA_REMEDIES if r != "distributed"])
 def test_apply_remedy_changes_the_config(remedy):
     for setting in R.SETTINGS:
         base = R.base_config(setting)
@@ -112,3 +112,9 @@ def test_verdict_markdown_from_fake_results():
     assert table["clipping"] == {"exploding": "fixes", "vanishing": "makes worse", "overfitting": "fixes"}
     text = R.verdict_markdown(results)
     assert text.count("\n") == 12 and "NaN at step 4" in text and "test 90.0%, gap 10.0" in text
+
+
+def test_augmentation_is_deterministic_and_changes_training():
+    a = R.overfitting_experiment("augmentation", seed=0)
+    assert a == R.overfitting_experiment("augmentation", seed=0)
+    assert a != R.overfitting_experiment(seed=0)
