@@ -9,6 +9,7 @@ links resolve (``-W -n``); this test says which entry is wrong, in a second.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -17,7 +18,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "book" / "_data" / "errata.yaml"
-SEEDS = ROOT.parent / "shared" / "seeds"
+# The originals are not part of this repository (we never copy them): CI lays them in
+# ../shared/seeds; SEEDS_DIR points elsewhere.
+SEEDS = Path(os.environ.get("SEEDS_DIR", ROOT.parent / "shared" / "seeds"))
 SEED_IDS = ("000", "001", "002", "003", "004")
 KINDS = {"formula", "concept", "claim", "code"}
 REQUIRED = ("id", "kind", "where", "says", "truth")
@@ -54,10 +57,14 @@ def book_labels() -> set[str]:
 
 
 def seed_file(seed: str) -> Path:
-    assert SEEDS.is_dir(), (
+    message = (
         f"{SEEDS} not found: the originals live in ../shared/seeds beside the repository "
-        "(CI lays shared/ there); without them code-block coverage cannot be checked"
+        "(CI lays shared/ there; set SEEDS_DIR to use another folder); without them "
+        "code-block coverage cannot be checked"
     )
+    if not SEEDS.is_dir() and os.environ.get("CI", "").lower() != "true":
+        pytest.skip("SKIPPED LOUDLY: " + message)
+    assert SEEDS.is_dir(), message
     matches = sorted(SEEDS.glob(f"{seed}_*.txt"))
     assert len(matches) == 1, f"expected one seed file {seed}_*.txt in {SEEDS}, found {matches}"
     return matches[0]
