@@ -268,9 +268,11 @@ def run_jobs(
         jobs: the jobs, run in order.
         world_size: number of processes (>= 1).
         start_method: ``"spawn"`` (fresh interpreters that import torch, a few seconds;
-            the portable choice, and what ``torch.multiprocessing.spawn`` does) or ``"fork"``
+            the portable choice, and what ``torch.multiprocessing.spawn`` does), ``"fork"``
             (POSIX only: the children inherit the already imported modules and start in a
-            fraction of a second).
+            fraction of a second; on a machine with a GPU, autograd refuses to run in a child
+            forked after the parent has run a backward pass) or ``"auto"`` (fork on a POSIX
+            machine without CUDA, spawn otherwise).
 
     Returns:
         One :class:`DataParallelResult` per job.
@@ -280,7 +282,12 @@ def run_jobs(
     import torch.multiprocessing as mp
 
     world_size = check_int("world_size", world_size, minimum=1)
-    start_method = check_choice("start_method", start_method, ("spawn", "fork"))
+    start_method = check_choice("start_method", start_method, ("spawn", "fork", "auto"))
+    if start_method == "auto":
+        import multiprocessing
+
+        forkable = "fork" in multiprocessing.get_all_start_methods()
+        start_method = "fork" if forkable and not torch.cuda.is_available() else "spawn"
     jobs = list(jobs)
     if not jobs:
         raise ValueError("jobs must contain at least one DataParallelJob, got an empty list")
@@ -338,7 +345,7 @@ def run_data_parallel(
         lr: SGD learning rate for the training steps.
         clip_norm: if given, also report clipping before/after the all-reduce at step 0,
             and clip after the all-reduce while training.
-        start_method: ``"spawn"`` or ``"fork"``, see :func:`run_jobs`.
+        start_method: ``"spawn"``, ``"fork"`` or ``"auto"``, see :func:`run_jobs`.
 
     Returns:
         A :class:`DataParallelResult`.

@@ -318,7 +318,7 @@ def overfitting_experiment(
 
 
 def distributed_experiments(
-    *, seed: int = 0, world_size: int = 2, start_method: str = "fork"
+    *, seed: int = 0, world_size: int = 2, start_method: str = "auto"
 ) -> dict[str, dict]:
     """Run the three baselines data-parallel (real gloo DDP), in one start of the processes.
 
@@ -326,8 +326,8 @@ def distributed_experiments(
     the full-batch gradient (:mod:`companion.distributed`), so the runs are the baselines'
     SGD runs computed by ``world_size`` processes.
 
-    ``start_method`` is passed to :func:`companion.distributed.run_jobs`; ``"fork"`` (the
-    default here, POSIX only) starts the processes in a fraction of a second.
+    ``start_method`` is passed to :func:`companion.distributed.run_jobs`; ``"auto"`` forks
+    (a fraction of a second) on a POSIX machine without CUDA and spawns otherwise.
 
     Returns:
         ``{"exploding": {...}, "vanishing": {...}}`` with the keys of

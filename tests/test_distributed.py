@@ -160,6 +160,8 @@ def test_step_weight_grad_norms_before_clipping(results, name):
 
 
 def test_fork_start_method_gives_the_same_result(results):
+    if torch.cuda.is_available():
+        pytest.skip("autograd cannot run in a child forked after a backward pass on a GPU machine")
     model, X, y = CASES["cross_entropy"]
     res = run_data_parallel(copy.deepcopy(model), (X, y), loss_fn="cross_entropy", steps=4, lr=0.1,
                             clip_norm=CLIP, start_method="fork")
