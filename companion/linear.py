@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from ._checks import check_choice, check_int, check_nonnegative, check_positive
+from .proximal import soft_threshold
 
 __all__ = ["lasso", "lasso_alpha_max", "lasso_path", "ridge", "ridge_path"]
 
@@ -126,10 +127,6 @@ def lasso_alpha_max(X: torch.Tensor, y: torch.Tensor) -> float:
     return float((X.T @ y).abs().max() / X.shape[0])
 
 
-def _soft(v: torch.Tensor, tau: float) -> torch.Tensor:
-    return torch.sign(v) * torch.clamp(v.abs() - tau, min=0)
-
-
 def _duality_gap(X, y, w, alpha, n):
     # Primal (1/2n)||r||^2 + alpha||w||_1; dual point u = r scaled into
     # {||X^T u||_inf <= n alpha}, dual value (||y||^2 - ||y-u||^2)/(2n).
@@ -154,7 +151,7 @@ def _lasso(X, y, alpha, w0, max_iter, tol, method, lipschitz, restart, check_eve
     for it in range(1, max_iter + 1):
         point = z if method == "fista" else w
         grad = (gram @ point if gram is not None else X.T @ (X @ point) / n) - xty
-        w_new = _soft(point - step * grad, tau)
+        w_new = soft_threshold(point - step * grad, tau)
         if method == "fista":
             if restart and float(torch.dot(point - w_new, w_new - w)) > 0:
                 # Momentum points uphill: restart it (O'Donoghue and Candes 2015).
