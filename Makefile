@@ -29,7 +29,10 @@ $(STAMP): requirements.txt pyproject.toml
 $(MATHJAX): scripts/fetch_mathjax.sh
 	bash scripts/fetch_mathjax.sh
 
+# Every chapter is executed afresh, two kernels at a time, into the execution cache that the
+# build then reads (Jupyter Book alone executes one chapter after the other).
 book: $(STAMP) $(MATHJAX)
+	$(BIN)/python scripts/preexecute.py --jobs 2
 	$(BIN)/jupyter-book build . --all -W -n --keep-going
 
 unit: $(STAMP)
