@@ -4,12 +4,14 @@ Usage: python scripts/executed_notebooks.py [BUILD_DIR]
 
 Used by `make test`: the printed paths are handed to strict nbval, so every
 chapter the site publishes is re-executed and its text outputs compared with
-what the site shows. A chapter with code cells that the build did not execute
+what the site shows. A chapter with code cells that the build did not execute, or whose
+published notebook has a code cell that was never run,
 is an error, never a silent skip.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -42,6 +44,15 @@ def is_notebook(path: Path) -> bool:
     return "```{code-cell}" in path.read_text(encoding="utf-8")
 
 
+def unexecuted_cells(notebook_path: Path) -> int:
+    """Number of code cells of a published notebook that carry no execution count."""
+    notebook = json.loads(notebook_path.read_text(encoding="utf-8"))
+    return sum(
+        1 for cell in notebook["cells"]
+        if cell["cell_type"] == "code" and cell.get("execution_count") is None
+    )
+
+
 def main() -> int:
     build = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "_build"
     missing, found = [], []
@@ -53,6 +64,10 @@ def main() -> int:
             continue
         executed = build / "jupyter_execute" / document.relative_to(ROOT).with_suffix(".ipynb")
         if executed.exists():
+            unrun = unexecuted_cells(executed)
+            if unrun:
+                # nbval compares nothing in a cell that was never run: that would pass vacuously.
+                missing.append(f"{executed} has {unrun} code cell(s) without outputs from an execution")
             found.append(executed)
         else:
             missing.append(f"{document.relative_to(ROOT)} (no executed notebook at {executed})")
