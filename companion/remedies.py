@@ -243,7 +243,6 @@ def gradient_experiment(
         (an int or ``None``).
     """
     from .diagnostics import weight_grad_norms
-    from .training import fit
 
     setting = check_choice("setting", setting, ("exploding", "vanishing"))
     if remedy == "distributed":
@@ -258,15 +257,22 @@ def gradient_experiment(
     nn.functional.cross_entropy(model(data.train[0]), data.train[1]).backward()
     norms = weight_grad_norms(model)
     model.zero_grad(set_to_none=True)
-    history = fit(
+    history = _train(model, data, config, seed)
+    return _gradient_result((norms[0] / norms[-1]).item(), history.step_loss,
+                            history.diverged_step, _train_loss(model, data))
+
+
+def _train(model: nn.Module, data, config: Config, seed: int):
+    """Full-batch SGD on the setting's training data with the remedy's options; divergence recorded."""
+    from .training import fit
+
+    return fit(
         model, data.train, loss_fn=nn.CrossEntropyLoss(), epochs=config.steps,
         optimizer=torch.optim.SGD(model.parameters(), lr=config.lr),
         val=data.val if config.patience else None, patience=config.patience,
         l2=config.l2, clip_norm=config.clip_norm, on_divergence="record", seed=seed,
         augment=_augmenter(config, seed),
     )
-    return _gradient_result((norms[0] / norms[-1]).item(), history.step_loss,
-                            history.diverged_step, _train_loss(model, data))
 
 
 def _accuracies(model: nn.Module, data) -> tuple[float, float]:
@@ -296,7 +302,6 @@ def overfitting_experiment(
         in [0, 1] measured in evaluation mode after training (for early stopping: with the
         restored best weights).
     """
-    from .training import fit
 
     if remedy == "distributed":
         raise ValueError("remedy 'distributed' runs in distributed_experiments(), which starts the processes once")
@@ -305,13 +310,7 @@ def overfitting_experiment(
     config = apply_remedy(base_config("overfitting"), remedy)
     data = _data(config, device)
     model = _model(config, seed, device)
-    history = fit(
-        model, data.train, loss_fn=nn.CrossEntropyLoss(), epochs=config.steps,
-        optimizer=torch.optim.SGD(model.parameters(), lr=config.lr),
-        val=data.val if config.patience else None, patience=config.patience,
-        l2=config.l2, clip_norm=config.clip_norm, on_divergence="record", seed=seed,
-        augment=_augmenter(config, seed),
-    )
+    history = _train(model, data, config, seed)
     train, test = _accuracies(model, data)
     return {"train_accuracy": train, "test_accuracy": test, "gap": train - test,
             "epochs_run": history.stopped_epoch}
