@@ -14,7 +14,7 @@ export OMP_NUM_THREADS := 1
 export PYTHONHASHSEED := 0
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: book test unit notebooks-check browser-check chapter notebooks bench clean
+.PHONY: book test unit notebooks-check robustness-check browser-check chapter notebooks bench clean
 
 MATHJAX := _build/mathjax/.version
 
@@ -50,7 +50,12 @@ notebooks-check: $(STAMP)
 browser-check: $(STAMP)
 	$(BIN)/python scripts/browser_check.py _build/html
 
-test: unit book notebooks-check browser-check
+# Every chapter again on other random draws (COMPANION_SEED_OFFSET=1000) with other float32
+# kernels (MKL_CBWR=COMPATIBLE, ATEN_CPU_CAPABILITY=default): its assertions must still hold.
+robustness-check: $(STAMP)
+	$(BIN)/python scripts/robustness_check.py --jobs 2
+
+test: unit book notebooks-check robustness-check browser-check
 
 # For authors: execute and time one chapter without building the book, e.g. make chapter CH=book/part1/01_exploding_vanishing.md
 chapter: $(STAMP)

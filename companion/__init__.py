@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from .reproducibility import default_device, seed_everything, setup_chapter
+from .reproducibility import default_device, generator, offset_seed, seed_everything, setup_chapter
 
 __version__ = "0.1.0"
 
@@ -40,7 +40,7 @@ _MODULES = (
     "training",
 )
 
-__all__ = [*_MODULES, "default_device", "seed_everything", "setup_chapter"]
+__all__ = [*_MODULES, "default_device", "generator", "offset_seed", "seed_everything", "setup_chapter"]
 
 
 def __getattr__(name: str) -> ModuleType:

@@ -25,6 +25,7 @@ from torch import nn
 
 from ._checks import as_tensor_list, check_int, check_positive
 from .penalties import penalized_parameters
+from .reproducibility import generator
 
 __all__ = [
     "add_spectral_norm",
@@ -151,7 +152,7 @@ def power_iteration(
     if not isinstance(weight, torch.Tensor) or weight.ndim < 2:
         raise ValueError("weight must be a tensor with at least 2 dimensions")
     w = _matrix(weight.detach())
-    gen = torch.Generator(device="cpu").manual_seed(seed)
+    gen = generator(seed)
     u = torch.randn(w.shape[0], generator=gen, dtype=w.dtype).to(w.device)
     u = u / torch.linalg.vector_norm(u)
     for _ in range(n_iter):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from ._checks import check_int, check_nonnegative, check_positive, check_probability
+from .reproducibility import generator
 
 __all__ = [
     "DataSplit",
@@ -46,7 +47,7 @@ class DataSplit:
 
 
 def _generator(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    return generator(seed)
 
 
 def two_spirals(

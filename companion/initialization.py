@@ -25,6 +25,7 @@ from torch import nn
 
 from . import models as _models
 from ._checks import check_choice, check_int, check_nonnegative, check_positive
+from .reproducibility import generator, seed_everything
 
 __all__ = [
     "ACTIVATIONS",
@@ -250,7 +251,7 @@ def variance_profile(
             if missing:
                 raise RuntimeError(f"modules {missing} were not called by the forward pass")
             if grad_output is None:
-                gen = torch.Generator(device="cpu").manual_seed(seed)
+                gen = generator(seed)
                 grad_output = torch.randn(out.shape, generator=gen, dtype=out.dtype).to(out.device)
             elif grad_output.shape != out.shape:
                 raise ValueError(
@@ -360,10 +361,10 @@ def init_grad_norms(
     out_features = check_int("out_features", out_features, minimum=2)
     seed = check_int("seed", seed, minimum=0)
     device = torch.device("cpu" if device is None else device)
-    gen = torch.Generator(device="cpu").manual_seed(seed)
+    gen = generator(seed)
     x = torch.randn(batch_size, in_features, generator=gen)
     y = torch.randint(0, out_features, (batch_size,), generator=gen)
-    torch.manual_seed(seed)
+    seed_everything(seed)
     model = models.mlp(
         in_features, out_features, depth=depth, width=width, activation=activation,
         init=init, std=std, norm=norm, residual=residual,

@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from ._checks import check_choice, check_int
+from .reproducibility import generator as _generator
 
 __all__ = [
     "REMEDIES",
@@ -189,7 +190,7 @@ def _augmenter(config: Config, seed: int):
         return None
     from .augment import augment_batch
 
-    generator = torch.Generator().manual_seed(seed)
+    generator = _generator(seed)
     return lambda xb: augment_batch(xb, max_shift=1, image_shape=(8, 8), generator=generator)
 
 

@@ -3,6 +3,14 @@
 Nothing here runs at import time (house style: no side effects at import). Each
 function is an explicit call that returns ``None`` or a plain value, so a
 chapter cell that calls it prints nothing that changes between runs.
+
+One switch moves every random draw of the book at once: the environment variable
+``COMPANION_SEED_OFFSET`` (a non-negative integer, default 0) is added to every
+seed that passes through this module, so that ``make test`` can re-run every
+chapter on other draws and check that its claims are about the method, not about
+one draw. Chapters and companion functions therefore never seed torch, NumPy or
+scikit-learn directly: they call :func:`seed_everything`, :func:`generator` or
+:func:`offset_seed` with a *logical* seed (0, 1, 2, ...).
 """
 
 from __future__ import annotations
@@ -14,11 +22,63 @@ import torch
 
 from ._checks import check_int
 
-__all__ = ["default_device", "seed_everything", "setup_chapter"]
+__all__ = [
+    "SEED_OFFSET_VARIABLE",
+    "default_device",
+    "generator",
+    "offset_seed",
+    "seed_everything",
+    "seed_offset",
+    "setup_chapter",
+]
+
+SEED_OFFSET_VARIABLE = "COMPANION_SEED_OFFSET"
+
+
+def seed_offset() -> int:
+    """The offset added to every seed: ``COMPANION_SEED_OFFSET`` from the environment, or 0.
+
+    Raises:
+        ValueError: if the variable is set to anything but a non-negative integer.
+    """
+    raw = os.environ.get(SEED_OFFSET_VARIABLE, "").strip()
+    if not raw:
+        return 0
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ValueError(f"{SEED_OFFSET_VARIABLE} must be a non-negative integer, got {raw!r}")
+    return value
+
+
+def offset_seed(seed: int) -> int:
+    """Return the seed actually used for the logical ``seed``: ``seed + seed_offset()``.
+
+    Pass the result to libraries that take a seed of their own, e.g.
+    ``train_test_split(..., random_state=offset_seed(0))``.
+
+    Args:
+        seed: a non-negative integer.
+    """
+    return check_int("seed", seed, minimum=0) + seed_offset()
+
+
+def generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A fresh ``torch.Generator`` on ``device`` seeded with :func:`offset_seed` of ``seed``.
+
+    Independent random streams (data, batch order, dropout masks) each get their own
+    generator, so that changing one stream leaves the others as they were.
+    """
+    return torch.Generator(device=device).manual_seed(offset_seed(seed))
 
 
 def seed_everything(seed: int) -> None:
     """Seed Python's ``random``, NumPy (if installed) and torch (CPU and CUDA).
+
+    The seed used is :func:`offset_seed` of ``seed`` (``seed`` plus
+    ``COMPANION_SEED_OFFSET``).
 
     Args:
         seed: a non-negative integer.
@@ -26,7 +86,7 @@ def seed_everything(seed: int) -> None:
     Unlike ``torch.manual_seed`` this returns ``None``: a generator object would
     print its memory address into the book and change every run.
     """
-    seed = check_int("seed", seed, minimum=0)
+    seed = offset_seed(seed)
     random.seed(seed)
     try:
         import numpy as np

@@ -38,6 +38,7 @@ import math
 import torch
 
 from ._checks import check_choice, check_int, check_positive
+from .reproducibility import generator as _generator
 
 __all__ = [
     "ACTIVATIONS",
@@ -425,7 +426,7 @@ def train(
     check_positive("lr", lr)
     n = x.shape[0]
     batch_size = n if batch_size is None else check_int("batch_size", batch_size, minimum=1)
-    generator = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    generator = _generator(seed)
     epoch_losses = []
     for _ in range(epochs):
         order = torch.randperm(n, generator=generator).to(x.device)

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ._checks import check_choice, check_int, check_nonnegative, check_positive
+from .reproducibility import generator
 
 __all__ = ["DivergenceError", "History", "accuracy", "evaluate", "fit"]
 
@@ -299,7 +300,7 @@ def fit(
     history = History()
     n = len(X)
     step_size = n if batch_size is None else batch_size
-    shuffler = torch.Generator().manual_seed(seed)
+    shuffler = generator(seed)
     best_val, best_state, epochs_without_improvement = math.inf, None, 0
     step = 0
     model.train()
