@@ -31,6 +31,7 @@ __all__ = [
     "activation_stats",
     "jacobian_singular_values",
     "layer_grad_norms",
+    "parameter_grad_norms",
     "weight_grad_norms",
 ]
 
@@ -92,8 +93,11 @@ def _activation_taps(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return found
 
 
-def layer_grad_norms(model: nn.Module) -> dict[str, float]:
-    """Return the 2-norm of every parameter's gradient, by parameter name.
+def parameter_grad_norms(model: nn.Module) -> dict[str, float]:
+    """Return the 2-norm of every parameter's gradient (biases too), by parameter name.
+
+    One entry per parameter, not per layer: for the per-layer :math:`g_\\ell` of the
+    book's notation use :func:`weight_grad_norms`.
 
     .. math::
 
@@ -121,6 +125,10 @@ def layer_grad_norms(model: nn.Module) -> dict[str, float]:
         raise RuntimeError(f"model has no gradients: {_NO_GRAD}")
     values = torch.stack([n.to(named[0][1].device) for n in _norms([g for _, g in named])])
     return dict(zip([n for n, _ in named], values.tolist()))  # the one host sync
+
+
+#: Old name of :func:`parameter_grad_norms` (one norm per *parameter*, biases included).
+layer_grad_norms = parameter_grad_norms
 
 
 def weight_grad_norms(model: nn.Module) -> torch.Tensor:

@@ -227,3 +227,183 @@ def test_bad_arguments_name_the_argument(kwargs, message):
     train = args.pop("train")
     with pytest.raises((ValueError, TypeError), match=message):
         fit(model, train, **args)
+
+
+# ----------------------------------------------------------------- the parts of fit
+
+
+def test_monitor_records_the_data_loss_gradient_not_the_penalty():
+    # The defect fixed: with l2=10 the monitor used to record d(data + penalty)/dW.
+    X, y = _regression()
+    model, reference = _net(3), _net(3)
+    weights = [m.weight for m in model if isinstance(m, nn.Linear)]
+
+    class Recorder:
+        norms = []
+
+        def record(self, step):
+            self.norms.append([w.grad.norm().item() for w in weights])
+
+    monitor = Recorder()
+    fit(model, (X, y), loss_fn=nn.MSELoss(), optimizer=torch.optim.SGD(model.parameters(), lr=0.0), epochs=1, l2=10.0, monitor=monitor)
+    data_loss = nn.functional.mse_loss(reference(X), y)
+    ref_weights = [m.weight for m in reference if isinstance(m, nn.Linear)]
+    oracle = [g.norm().item() for g in torch.autograd.grad(data_loss, ref_weights)]
+    assert monitor.norms[0] == pytest.approx(oracle, rel=1e-6)
+    with_penalty = [(g + 10.0 * w).norm().item() for g, w in zip(torch.autograd.grad(nn.functional.mse_loss(reference(X), y), ref_weights), ref_weights)]
+    assert all(p > 2 * d for p, d in zip(with_penalty, oracle))  # so the test tells the two apart
+
+
+@pytest.mark.parametrize("penalty", [{"l2": 0.3}, {"l1": 0.05}])
+def test_penalized_minibatch_fit_matches_a_hand_written_loop(penalty):
+    # The loop fit replaced: loss + penalty, one backward; same shuffling generator.
+    from companion.penalties import l1_penalty, l2_penalty, penalized_parameters
+    from companion.reproducibility import generator
+
+    X, y = _regression(n=50)
+    model, reference = _net(4), _net(4)
+    history = fit(model, (X, y), loss_fn=nn.MSELoss(), optimizer=torch.optim.SGD(model.parameters(), lr=0.05),
+                  epochs=3, batch_size=16, seed=2, **penalty)
+    opt = torch.optim.SGD(reference.parameters(), lr=0.05)
+    shuffler, losses = generator(2), []
+    weights = penalized_parameters(reference)
+    for _ in range(3):
+        order = torch.randperm(50, generator=shuffler)
+        for start in range(0, 50, 16):
+            idx = order[start : start + 16]
+            opt.zero_grad()
+            data_loss = nn.functional.mse_loss(reference(X[idx]), y[idx])
+            extra = l2_penalty(weights, penalty["l2"]) if "l2" in penalty else l1_penalty(weights, penalty["l1"])
+            (data_loss + extra).backward()
+            losses.append(data_loss.item())
+            opt.step()
+    for p, q in zip(model.parameters(), reference.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)  # bitwise: a + b == b + a
+    assert history.step_loss == losses
+
+
+def test_after_step_runs_a_constraint_after_every_optimizer_step():
+    from companion.constraints import max_norm_
+
+    X, y = _regression()
+    model, reference = _net(6), _net(6)
+    calls = []
+
+    def constrain(m, step):
+        calls.append(step)
+        max_norm_(m, 0.5)
+
+    fit(model, (X, y), loss_fn=nn.MSELoss(), optimizer=torch.optim.SGD(model.parameters(), lr=0.5), epochs=2, batch_size=32, after_step=constrain)
+    assert calls == [0, 1, 2, 3]
+    assert all(m.weight.norm(dim=1).max() <= 0.5 + 1e-6 for m in model if isinstance(m, nn.Linear))
+    opt = torch.optim.SGD(reference.parameters(), lr=0.5)
+    from companion.reproducibility import generator
+
+    shuffler = generator(0)
+    for _ in range(2):
+        order = torch.randperm(64, generator=shuffler)
+        for start in (0, 32):
+            idx = order[start : start + 32]
+            opt.zero_grad()
+            nn.functional.mse_loss(reference(X[idx]), y[idx]).backward()
+            opt.step()
+            max_norm_(reference, 0.5)
+    for p, q in zip(model.parameters(), reference.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+def test_after_step_must_be_callable():
+    model = nn.Linear(5, 1)
+    with pytest.raises(TypeError, match="after_step must be callable"):
+        fit(model, _regression(), loss_fn=nn.MSELoss(), optimizer=torch.optim.SGD(model.parameters(), lr=0.1), epochs=1, after_step=3)
+
+
+@pytest.mark.parametrize("patience, min_delta", [(1, 0.0), (3, 0.0), (2, 0.05)])
+def test_early_stopping_stops_where_reduce_lr_on_plateau_first_reduces(patience, min_delta):
+    # Oracle: torch's scheduler (threshold_mode="abs") lowers the lr once num_bad_epochs > its patience,
+    # so EarlyStopping(patience=p) must stop exactly where ReduceLROnPlateau(patience=p-1) first reduces.
+    gen = torch.Generator().manual_seed(patience)
+    values = (torch.linspace(1, 0.5, 40) + 0.08 * torch.randn(40, generator=gen)).tolist()
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", patience=patience - 1, threshold=min_delta, threshold_mode="abs")
+    stopper = training.EarlyStopping("min", patience=patience, min_delta=min_delta)
+    ours = theirs = None
+    for i, v in enumerate(values):
+        if stopper.step(v) and ours is None:
+            ours = i
+        scheduler.step(v)
+        if opt.param_groups[0]["lr"] < 1.0 and theirs is None:
+            theirs = i
+    assert ours is not None and ours == theirs
+    assert stopper.best == pytest.approx(scheduler.best)
+
+
+def test_early_stopping_max_mode_and_nan():
+    stopper = training.EarlyStopping("max", patience=2)
+    assert [stopper.step(v) for v in (0.5, 0.7, float("nan"), 0.6)] == [False, False, False, True]
+    assert stopper.best == 0.7 and stopper.best_epoch == 1
+    never = training.EarlyStopping(patience=None)
+    assert not any(never.step(1.0) for _ in range(100))
+    with pytest.raises(ValueError, match="mode must be one of"):
+        training.EarlyStopping("lowest")
+
+
+# ----------------------------------------------------------------- errors a reader meets
+
+
+def _fit_args(model, **kwargs):
+    args = {"loss_fn": nn.MSELoss(), "optimizer": torch.optim.SGD(model.parameters(), lr=0.1), "epochs": 1}
+    args.update(kwargs)
+    return args
+
+
+@pytest.mark.parametrize("where, tensor", [("train", 0), ("train", 1), ("val", 0), ("val", 1)])
+def test_non_finite_data_is_reported_before_training_with_the_tensor_and_count(where, tensor):
+    model = nn.Linear(5, 1)
+    before = [p.detach().clone() for p in model.parameters()]
+    broken = [t.clone() for t in _regression()]
+    broken[tensor][3] = float("nan")
+    broken[tensor][7, 0] = float("inf")
+    count = 5 + 1 if tensor == 0 else 1 + 1  # x: a NaN row of 5 values and one Inf; y [64, 1]: one and one
+    train, val = (tuple(broken), None) if where == "train" else (_regression(), tuple(broken))
+    name = f"{where} {'xy'[tensor]}"
+    with pytest.raises(ValueError, match=rf"{name} holds {count} non-finite values \(NaN or Inf\)"):
+        fit(model, train, **_fit_args(model, val=val))
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before))  # nothing trained
+
+
+def test_wrong_feature_count_names_expected_and_received_shapes():
+    model = nn.Sequential(nn.Linear(5, 3), nn.ReLU(), nn.Linear(3, 1))
+    with pytest.raises(ValueError, match=r"train x must have shape \[n, 5\] .* got shape \(64, 4\)"):
+        fit(model, (torch.zeros(64, 4), torch.zeros(64, 1)), **_fit_args(model))
+    with pytest.raises(ValueError, match=r"got shape \(64,\): add the feature axis with x.reshape\(-1, 5\)"):
+        fit(model, (torch.zeros(64), torch.zeros(64, 1)), **_fit_args(model))
+
+
+def test_float64_data_with_a_float32_model_says_how_to_convert():
+    model = nn.Linear(5, 1)
+    X, y = _regression()
+    with pytest.raises(TypeError, match=r"train x has dtype torch.float64 but the model's parameters are torch.float32.*x.to\(torch.float32\)"):
+        fit(model, (X.double(), y), **_fit_args(model))
+
+
+def test_one_hot_targets_with_accuracy_are_refused():
+    model = nn.Linear(5, 3)
+    X = torch.randn(20, 5)
+    one_hot = nn.functional.one_hot(torch.arange(20) % 3, 3).float()
+    with pytest.raises(ValueError, match=r"train y must hold one class index .* got shape \(20, 3\).*y.argmax\(dim=1\)"):
+        fit(model, (X, one_hot), **_fit_args(model, loss_fn=nn.CrossEntropyLoss(), metric="accuracy"))
+    with pytest.raises(ValueError, match="one-hot"):
+        training.accuracy(model(X), one_hot)
+    with pytest.raises(ValueError, match="one-hot"):
+        training.evaluate(model, (X, one_hot), nn.CrossEntropyLoss(), metric="accuracy")
+    fit(model, (X, one_hot), **_fit_args(model, loss_fn=nn.CrossEntropyLoss()))  # soft targets without a metric: fine
+
+
+def test_a_data_split_points_at_its_train_and_val_parts():
+    from companion.data import digits
+
+    split = digits(n_train=20)
+    model = nn.Linear(64, 10)
+    with pytest.raises(TypeError, match=r"got a DataSplit .* pass split.train \(and val=split.val\)"):
+        fit(model, split, **_fit_args(model, loss_fn=nn.CrossEntropyLoss()))
