@@ -27,6 +27,7 @@ _MODULES = (
     "diagnostics",
     "distributed",
     "dropout",
+    "ensemble",
     "initialization",
     "linear",
     "models",
@@ -38,6 +39,7 @@ _MODULES = (
     "reproducibility",
     "scratch",
     "training",
+    "trials",
 )
 
 __all__ = [*_MODULES, "default_device", "generator", "offset_seed", "seed_everything", "setup_chapter"]
