@@ -25,6 +25,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from .models import ACTIVATION_TABLE
+
 __all__ = [
     "GradientMonitor",
     "activation_grad_norms",
@@ -37,18 +39,11 @@ __all__ = [
 
 _NO_GRAD = "call backward() first"
 
-# Leaf modules whose output is an activation h_l, for models that are not a companion MLP.
-_ACTIVATION_TYPES = (
-    nn.ReLU,
-    nn.LeakyReLU,
-    nn.Tanh,
-    nn.Sigmoid,
-    nn.GELU,
-    nn.SELU,
-    nn.ELU,
-    nn.SiLU,
-    nn.Softplus,
-)
+# Leaf modules whose output is an activation h_l, for models that are not a companion MLP:
+# those of the activation table (but the identity) and a few more torch ones.
+_ACTIVATION_TYPES = tuple(
+    type(row.module()) for name, row in ACTIVATION_TABLE.items() if name != "identity"
+) + (nn.ELU, nn.SiLU, nn.Softplus)
 
 
 def _check_module(model: object) -> nn.Module:

@@ -18,13 +18,13 @@ See the chapters "Initialization", "Activations", "Normalization layers" and
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from . import models as _models
-from ._checks import check_choice, check_int, check_nonnegative, check_positive
+from ._checks import check_int, check_nonnegative, check_positive
 from .reproducibility import generator, seed_everything
 
 __all__ = [
@@ -44,25 +44,9 @@ __all__ = [
 
 #: Activation names, the same as :data:`companion.models.ACTIVATIONS`.
 ACTIVATIONS = _models.ACTIVATIONS
-
-_FUNCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "identity": lambda z: z,
-    "sigmoid": torch.sigmoid,
-    "tanh": torch.tanh,
-    "relu": torch.relu,
-    # torch's default negative slope, the one nn.LeakyReLU() uses
-    "leaky_relu": lambda z: torch.nn.functional.leaky_relu(z, 0.01),
-    "gelu": torch.nn.functional.gelu,
-    "selu": torch.selu,
-}
-
-
-def activation_function(activation: str) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Return the elementwise function named ``activation`` (one of :data:`ACTIVATIONS`).
-
-    ``leaky_relu`` uses torch's default negative slope 0.01.
-    """
-    return _FUNCTIONS[check_choice("activation", activation, ACTIVATIONS)]
+# Re-exported from companion.models, where the models and the activation table live.
+activation_function = _models.activation_function
+ResidualMLP = _models.ResidualMLP
 
 
 def fan_in_fan_out(weight: torch.Tensor) -> tuple[int, int]:
@@ -194,7 +178,7 @@ def variance_profile(
 
     For each Linear layer :math:`\\ell = 1..L+1` (``model.linears`` if present,
     else every ``nn.Linear`` in registration order; or the given ``modules``,
-    e.g. ``model.taps`` of a :class:`companion.models.MLP` or :class:`ResidualMLP`
+    e.g. ``model.taps`` of a :class:`companion.models.MLP` or :class:`companion.models.ResidualMLP`
     to follow the hidden states :math:`h_\\ell` themselves) with output
     :math:`s_\\ell = W_\\ell h_{\\ell-1} + b_\\ell`, one forward and one backward
     pass give
@@ -395,96 +379,3 @@ def init_grad_ratio(**config) -> float:
     norms = init_grad_norms(**config)
     ratio = norms[0] / norms[-1]
     return float(ratio.item())
-
-
-class ResidualMLP(nn.Module):
-    """A residual MLP with zero-mean branches, optional pre-normalization and a branch scale.
-
-    .. math::
-
-        h_0 = W_\\text{in} x, \\qquad
-        h_\\ell = h_{\\ell-1} + \\alpha\\, W_{\\ell,2}\\,
-            \\phi\\big(W_{\\ell,1}\\, \\operatorname{norm}(h_{\\ell-1})\\big), \\quad \\ell = 1..L, \\qquad
-        y = W_\\text{out} h_L,
-
-    the "pre-norm" block of pre-activation ResNets and Transformers, for MLPs.
-    Initialization (biases 0): :math:`W_{\\ell,1}` He/Kaiming with the activation's gain
-    (:func:`companion.models.activation_gain`), :math:`W_\\text{in}`,
-    :math:`W_{\\ell,2}` and :math:`W_\\text{out}` with variance :math:`1/\\text{fan\\_in}`.
-    Then each branch adds :math:`\\alpha^2\\,\\mathbb E[\\text{norm}(h)^2]`, about, to the
-    second moment of the stream: without normalization it grows like
-    :math:`(1+\\alpha^2)^\\ell`, with it like :math:`1 + \\alpha^2\\ell`.
-
-    The branch ends in a Linear layer, so it has mean 0; the block of
-    :func:`companion.models.mlp` with ``residual=True`` (:math:`h + \\phi(\\ldots)`)
-    does not, and its ReLU outputs' positive means add up along the stream.
-
-    Attributes: ``linears`` (all Linear layers in forward order: input, then
-    :math:`W_{\\ell,1}, W_{\\ell,2}` per block, output), ``taps`` (``nn.Identity``
-    after the input layer and after each block, :math:`h_0..h_L`, for
-    :func:`variance_profile`), ``depth``, ``width``, ``branch_scale``.
-
-    Args:
-        in_features, out_features: input and output dimensions.
-        depth: number of residual blocks :math:`L \\ge 1`.
-        width: stream width :math:`n` (the branch's hidden width too).
-        activation: one of :data:`ACTIVATIONS`.
-        norm: ``None``, ``"layer"`` or ``"batch"``, applied to :math:`h_{\\ell-1}` at the
-            start of each branch.
-        branch_scale: :math:`\\alpha \\ge 0` (e.g. :math:`1/\\sqrt L`).
-
-    See the chapter "Residual connections".
-    """
-
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        *,
-        depth: int,
-        width: int,
-        activation: str = "relu",
-        norm: str | None = None,
-        branch_scale: float = 1.0,
-    ) -> None:
-        super().__init__()
-        from . import models
-
-        in_features = check_int("in_features", in_features, minimum=1)
-        out_features = check_int("out_features", out_features, minimum=1)
-        self.depth = check_int("depth", depth, minimum=1)
-        self.width = check_int("width", width, minimum=1)
-        self.activation = check_choice("activation", activation, ACTIVATIONS)
-        if norm is not None:
-            norm = check_choice("norm", norm, ("layer", "batch"))
-        self.norm = norm
-        self.branch_scale = check_nonnegative("branch_scale", branch_scale)
-        self.phi = activation_function(self.activation)
-        make_norm = {None: nn.Identity, "layer": nn.LayerNorm, "batch": nn.BatchNorm1d}[norm]
-        self.inp = nn.Linear(in_features, self.width)
-        self.norms = nn.ModuleList(
-            nn.Identity() if norm is None else make_norm(self.width) for _ in range(self.depth)
-        )
-        self.w1 = nn.ModuleList(nn.Linear(self.width, self.width) for _ in range(self.depth))
-        self.w2 = nn.ModuleList(nn.Linear(self.width, self.width) for _ in range(self.depth))
-        self.out = nn.Linear(self.width, out_features)
-        self.taps = nn.ModuleList(nn.Identity() for _ in range(self.depth + 1))
-        gain = models.activation_gain(self.activation)
-        for layer in [self.inp, *self.w2, self.out]:
-            models.init_linear_(layer, "kaiming", gain=1.0)
-        for layer in self.w1:
-            models.init_linear_(layer, "kaiming", gain=gain)
-
-    @property
-    def linears(self) -> list[nn.Linear]:
-        """All Linear layers in forward order."""
-        blocks = [layer for pair in zip(self.w1, self.w2) for layer in pair]
-        return [self.inp, *blocks, self.out]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Map ``[batch, in_features]`` to ``[batch, out_features]``."""
-        h = self.taps[0](self.inp(x))
-        for l in range(self.depth):
-            branch = self.w2[l](self.phi(self.w1[l](self.norms[l](h))))
-            h = self.taps[l + 1](h + self.branch_scale * branch)
-        return self.out(h)

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ._checks import check_choice, check_int, check_positive, check_real
+from .models import ACTIVATION_TABLE
 
 __all__ = ["ElmanRNN", "UnrolledLSTM", "OutputOnly", "hidden_grad_norms"]
 
@@ -112,11 +113,7 @@ class ElmanRNN(nn.Module):
         self.readout.reset_parameters()
 
     def _phi(self, a: torch.Tensor) -> torch.Tensor:
-        if self.nonlinearity == "tanh":
-            return torch.tanh(a)
-        if self.nonlinearity == "relu":
-            return torch.relu(a)
-        return a
+        return ACTIVATION_TABLE[self.nonlinearity].function(a)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         _check_input(x, self.input_size)

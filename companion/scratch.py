@@ -38,6 +38,7 @@ import math
 import torch
 
 from ._checks import check_choice, check_int, check_positive
+from .models import ACTIVATION_TABLE
 from .reproducibility import generator as _generator
 
 __all__ = [
@@ -135,11 +136,8 @@ def _check_targets(logits: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Te
 
 
 def _activate(z: torch.Tensor, activation: str) -> torch.Tensor:
-    if activation == "sigmoid":
-        return torch.sigmoid(z)
-    if activation == "tanh":
-        return torch.tanh(z)
-    return torch.clamp(z, min=0)
+    # phi itself from the companion's one activation table; phi' is written out below.
+    return ACTIVATION_TABLE[activation].function(z)
 
 
 def _activation_derivative(z: torch.Tensor, h: torch.Tensor, activation: str) -> torch.Tensor:
@@ -188,6 +186,7 @@ def init_params(
     activation = check_choice("activation", activation, ACTIVATIONS)
     if not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating-point dtype, got {dtype}")
+    # This module's own textbook gains (not models.ACTIVATION_TABLE's torch gains): see the docstring.
     gain = {"sigmoid": 4.0, "tanh": 1.0, "relu": math.sqrt(2.0)}[activation]
     kw = {"dtype": dtype, "device": device}
     return {

@@ -244,35 +244,3 @@ def test_variance_profile_on_taps_follows_hidden_states():
         assert prof["forward"][l].item() == pytest.approx(h.var(unbiased=False).item(), rel=1e-6)
     with pytest.raises(ValueError, match="non-empty sequence"):
         ini.variance_profile(model, x, modules=[])
-
-
-def test_residual_mlp_forward_matches_formula():
-    model = ini.ResidualMLP(5, 3, depth=2, width=8, activation="tanh", norm="layer", branch_scale=0.5)
-    x = torch.randn(4, 5)
-    h = model.inp(x)
-    for l in range(2):
-        h = h + 0.5 * model.w2[l](torch.tanh(model.w1[l](model.norms[l](h))))
-    torch.testing.assert_close(model(x), model.out(h))
-    assert len(model.linears) == 2 + 2 * 2
-    assert all(layer.bias.abs().max() == 0 for layer in model.linears)
-
-
-def test_residual_mlp_stream_growth_closed_forms():
-    # second moment of the stream: (1 + a^2)^L without norm, 1 + a^2 L * E[relu-branch^2] with
-    # pre-LayerNorm. Width 256, batch 512, depth 8: within 30 %.
-    n, L, a = 256, 8, 1.0
-    x = torch.randn(512, n)
-    plain = ini.ResidualMLP(n, n, depth=L, width=n, branch_scale=a)
-    f = ini.variance_profile(plain, x, modules=plain.taps)["forward"]
-    assert (f[L] / f[0]).item() == pytest.approx((1 + a**2) ** L, rel=0.3)
-    normed = ini.ResidualMLP(n, n, depth=L, width=n, norm="layer", branch_scale=a)
-    f = ini.variance_profile(normed, x, modules=normed.taps)["forward"]
-    # each branch: W2 relu(W1 LN(h)), E[branch^2] = n * (1/n) * E[relu(N(0, 2))^2] = 1
-    assert (f[L] - f[0]).item() == pytest.approx(L * a**2, rel=0.3)
-
-
-def test_residual_mlp_errors():
-    with pytest.raises(ValueError, match="branch_scale must be >= 0"):
-        ini.ResidualMLP(2, 2, depth=2, width=4, branch_scale=-1.0)
-    with pytest.raises(ValueError, match="norm must be one of"):
-        ini.ResidualMLP(2, 2, depth=2, width=4, norm="group")
