@@ -28,6 +28,7 @@ _MODULES = (
     "distributed",
     "dropout",
     "ensemble",
+    "hooks",
     "initialization",
     "linear",
     "models",

@@ -21,10 +21,12 @@ See the chapter "Exploding and vanishing gradients" for the first use.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import ExitStack
 
 import torch
 from torch import nn
 
+from .hooks import capture_outputs, forward_hooks, grad_norms
 from .models import ACTIVATION_TABLE
 
 __all__ = [
@@ -57,13 +59,6 @@ def _tracked_weights(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     if not weights:
         raise ValueError("model has no weight matrices (parameters with >= 2 dimensions) to track")
     return weights
-
-
-def _norms(grads: list[torch.Tensor]) -> list[torch.Tensor]:
-    # One fused kernel per device/dtype group instead of one per layer (as clip_grad_norm_ does).
-    if hasattr(torch, "_foreach_norm"):
-        return list(torch._foreach_norm(grads))
-    return [torch.linalg.vector_norm(g) for g in grads]  # pragma: no cover - old torch
 
 
 def _grads_of(weights: list[tuple[str, nn.Parameter]]) -> list[torch.Tensor]:
@@ -118,7 +113,7 @@ def parameter_grad_norms(model: nn.Module) -> dict[str, float]:
     named = [(n, p.grad.detach()) for n, p in model.named_parameters() if p.grad is not None]
     if not named:
         raise RuntimeError(f"model has no gradients: {_NO_GRAD}")
-    values = torch.stack([n.to(named[0][1].device) for n in _norms([g for _, g in named])])
+    values = grad_norms([g for _, g in named])
     return dict(zip([n for n, _ in named], values.tolist()))  # the one host sync
 
 
@@ -145,7 +140,7 @@ def weight_grad_norms(model: nn.Module) -> torch.Tensor:
         TypeError: if ``model`` is not an ``nn.Module``.
     """
     model = _check_module(model)
-    return torch.stack(_norms(_grads_of(_tracked_weights(model))))
+    return grad_norms(_grads_of(_tracked_weights(model)))
 
 
 class GradientMonitor:
@@ -186,7 +181,7 @@ class GradientMonitor:
         device = self._weights[0][1].device
         dtype = torch.float64 if any(p.dtype == torch.float64 for _, p in self._weights) else torch.float32
         self._buffer = torch.empty(64, len(self._weights), device=device, dtype=dtype)
-        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._hooks = ExitStack()  # the forward hooks' handles; close() removes them
         self._latest: dict[int, torch.Tensor] = {}
         self._act_rows: list[torch.Tensor] = []
         #: Names of the hooked activations (``"h1"``... for an MLP), the columns of
@@ -195,8 +190,7 @@ class GradientMonitor:
         if activations:
             taps = _activation_taps(model)
             self.activation_names = [n for n, _ in taps]
-            for i, (_, module) in enumerate(taps):
-                self._handles.append(module.register_forward_hook(self._make_hook(i)))
+            self._hooks = forward_hooks([m for _, m in taps], self._make_hook)
 
     def _make_hook(self, index: int) -> Callable:
         def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
@@ -218,21 +212,19 @@ class GradientMonitor:
         # (the None check happens only when the fused norm fails).
         grads = [p.grad for p in self._params]
         try:
-            norms = _norms(grads)
+            norms = grad_norms(grads)
         except (TypeError, RuntimeError):
             _grads_of(self._weights)  # raises "parameter ... has no gradient: call backward() first"
             raise
         n = len(self.steps)
         if n == self._buffer.shape[0]:  # grow geometrically: amortized O(1), rare
             self._buffer = torch.cat([self._buffer, torch.empty_like(self._buffer)])
-        try:
-            torch.stack(norms, out=self._buffer[n])
-        except RuntimeError:  # gradients from backward(create_graph=True) carry a graph
-            torch.stack([v.detach() for v in norms], out=self._buffer[n])
-        if self._handles:
-            if len(self._latest) != len(self._handles):
+        # detach: gradients from backward(create_graph=True) carry a graph
+        self._buffer[n].copy_(norms.detach())
+        if self.activation_names:
+            if len(self._latest) != len(self.activation_names):
                 raise RuntimeError("no forward pass seen since the monitor was created")
-            self._act_rows.append(torch.stack([self._latest[i] for i in range(len(self._handles))]))
+            self._act_rows.append(torch.stack([self._latest[i] for i in range(len(self.activation_names))]))
         self.steps.append(int(step))
 
     def norms(self) -> torch.Tensor:
@@ -258,9 +250,7 @@ class GradientMonitor:
 
     def close(self) -> None:
         """Remove the forward hooks (safe to call twice)."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
+        self._hooks.close()
 
     def __enter__(self) -> GradientMonitor:
         return self
@@ -296,21 +286,12 @@ def activation_stats(model: nn.Module, x: torch.Tensor) -> dict[str, dict[str, f
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a tensor, got {type(x).__name__}")
     taps = _activation_taps(model)
-    stats: list[torch.Tensor] = []
-
-    def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        h = output.detach()
-        stats.append(torch.stack([h.mean(), h.std(), (h == 0).float().mean()]))
-
-    handles = [m.register_forward_hook(hook) for _, m in taps]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    if len(stats) != len(taps):
-        raise RuntimeError(f"expected {len(taps)} activations, saw {len(stats)} (a module reused?)")
+    with capture_outputs([m for _, m in taps], detach=True) as outputs, torch.no_grad():
+        model(x)
+    seen = sum(len(o) for o in outputs)
+    if any(len(o) != 1 for o in outputs):
+        raise RuntimeError(f"expected {len(taps)} activations, saw {seen} (a module reused?)")
+    stats = [torch.stack([h.mean(), h.std(), (h == 0).float().mean()]) for (h,) in outputs]
     values = torch.stack(stats).tolist()  # the one host sync
     return {
         name: {"mean": v[0], "std": v[1], "zero_fraction": v[2]}
@@ -361,30 +342,21 @@ def activation_grad_norms(
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
     taps = _activation_taps(model)
-    norms: dict[int, torch.Tensor] = {}
-
-    def make_hook(index: int) -> Callable:
-        def forward_hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-            def grad_hook(grad: torch.Tensor) -> None:
-                norms[index] = torch.linalg.vector_norm(grad)
-
-            output.register_hook(grad_hook)
-
-        return forward_hook
-
-    handles = [m.register_forward_hook(make_hook(i)) for i, (_, m) in enumerate(taps)]
-    try:
-        model.zero_grad(set_to_none=True)
+    model.zero_grad(set_to_none=True)
+    with capture_outputs([m for _, m in taps]) as outputs:
         loss = loss_fn(model(x), y)
-        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            raise ValueError("loss_fn(model(x), y) must return a scalar tensor")
-        loss.backward()
-    finally:
-        for handle in handles:
-            handle.remove()
-    if len(norms) != len(taps):
-        raise RuntimeError(f"expected {len(taps)} activation gradients, got {len(norms)}")
-    return torch.stack([norms[i] for i in range(len(taps))])
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise ValueError("loss_fn(model(x), y) must return a scalar tensor")
+    if any(len(o) != 1 for o in outputs):
+        raise RuntimeError(f"expected {len(taps)} activations, saw {sum(len(o) for o in outputs)} (a module reused?)")
+    grads: dict[int, torch.Tensor] = {}
+    for i, (h,) in enumerate(outputs):  # read dL/dh_l during the one backward that fills .grad
+        if h.requires_grad:
+            h.register_hook(lambda g, i=i: grads.__setitem__(i, g))
+    loss.backward()
+    if len(grads) != len(taps):
+        raise RuntimeError(f"expected {len(taps)} activation gradients, got {len(grads)}")
+    return grad_norms([grads[i] for i in range(len(taps))])
 
 
 def jacobian_singular_values(

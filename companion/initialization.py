@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from . import models as _models
+from .hooks import capture_outputs, grad_norms
 from ._checks import check_int, check_nonnegative, check_positive
 from .reproducibility import generator, seed_everything
 
@@ -217,36 +218,24 @@ def variance_profile(
         layers = list(modules)
         if not layers or not all(isinstance(m, nn.Module) for m in layers):
             raise ValueError("modules must be a non-empty sequence of nn.Module")
-    outputs: dict[int, torch.Tensor] = {}
-
-    def make_hook(index: int):
-        def hook(_module, _inputs, output):
-            if index in outputs:
-                raise RuntimeError(f"module {index + 1} was called twice in one forward pass")
-            outputs[index] = output
-
-        return hook
-
-    handles = [layer.register_forward_hook(make_hook(i)) for i, layer in enumerate(layers)]
-    try:
-        with torch.enable_grad():
-            out = model(x)
-            missing = [i + 1 for i in range(len(layers)) if i not in outputs]
-            if missing:
-                raise RuntimeError(f"modules {missing} were not called by the forward pass")
-            if grad_output is None:
-                gen = generator(seed)
-                grad_output = torch.randn(out.shape, generator=gen, dtype=out.dtype).to(out.device)
-            elif grad_output.shape != out.shape:
-                raise ValueError(
-                    f"grad_output must have the output's shape {tuple(out.shape)}, got {tuple(grad_output.shape)}"
-                )
-            tensors = [outputs[i] for i in range(len(layers))]
-            # autograd.grad leaves parameter .grad alone (no accumulation into the model)
-            grads = torch.autograd.grad(out, tensors, grad_outputs=grad_output, allow_unused=True)
-    finally:
-        for handle in handles:
-            handle.remove()
+    with capture_outputs(layers) as outputs, torch.enable_grad():
+        out = model(x)
+    twice = [i + 1 for i, o in enumerate(outputs) if len(o) > 1]
+    if twice:
+        raise RuntimeError(f"modules {twice} were called more than once in one forward pass")
+    missing = [i + 1 for i, o in enumerate(outputs) if not o]
+    if missing:
+        raise RuntimeError(f"modules {missing} were not called by the forward pass")
+    if grad_output is None:
+        gen = generator(seed)
+        grad_output = torch.randn(out.shape, generator=gen, dtype=out.dtype).to(out.device)
+    elif grad_output.shape != out.shape:
+        raise ValueError(
+            f"grad_output must have the output's shape {tuple(out.shape)}, got {tuple(grad_output.shape)}"
+        )
+    tensors = [o[0] for o in outputs]
+    # autograd.grad leaves parameter .grad alone (no accumulation into the model)
+    grads = torch.autograd.grad(out, tensors, grad_outputs=grad_output, allow_unused=True)
     forward = torch.stack([t.detach().float().var(unbiased=False) for t in tensors])
     backward = torch.stack(
         [
@@ -279,22 +268,11 @@ def dead_unit_fraction(model: nn.Module, x: torch.Tensor, *, module_type: type[n
     modules = [m for m in model.modules() if isinstance(m, module_type)]
     if not modules:
         raise ValueError(f"model has no {module_type.__name__} modules")
-    dead: list[torch.Tensor] = []
-    total: list[int] = []
-
-    def hook(_module, _inputs, output):
-        flat = output.detach().reshape(output.shape[0], -1)
-        dead.append((flat == 0).all(dim=0).sum())
-        total.append(flat.shape[1])
-
-    handles = [m.register_forward_hook(hook) for m in modules]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return float(torch.stack(dead).sum().item()) / sum(total)
+    with capture_outputs(modules, detach=True) as outputs, torch.no_grad():
+        model(x)
+    flat = [h.reshape(h.shape[0], -1) for calls in outputs for h in calls]
+    dead = torch.stack([(h == 0).all(dim=0).sum() for h in flat]).sum()
+    return float(dead.item()) / sum(h.shape[1] for h in flat)
 
 
 def init_grad_norms(
@@ -361,7 +339,7 @@ def init_grad_norms(
     loss = nn.functional.cross_entropy(model(x.to(device)), y.to(device))
     loss.backward()
     # the definition of g_l (what diagnostics.weight_grad_norms returns), without a sync
-    return torch.stack([torch.linalg.vector_norm(layer.weight.grad) for layer in model.linears])
+    return grad_norms([layer.weight.grad for layer in model.linears])
 
 
 def init_grad_ratio(**config) -> float:

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ._checks import as_tensor_list, check_nonnegative, check_probability
+from .hooks import grad_norms
 
 __all__ = [
     "decay_param_groups",
@@ -47,19 +48,8 @@ _WEIGHTED = (nn.Linear, nn.Bilinear, nn.modules.conv._ConvNd, nn.RNNBase, nn.RNN
 
 
 def _norms(tensors: list[torch.Tensor], ord: float) -> torch.Tensor:
-    """1-D tensor of the per-tensor ``ord``-norms, on the first tensor's device."""
-    first = tensors[0]
-    same = all(t.device == first.device and t.dtype == first.dtype for t in tensors)
-    if same and not first.is_sparse:
-        # One fused multi-tensor kernel instead of len(tensors) separate reductions.
-        return torch.stack(torch._foreach_norm(tensors, ord))
-    # Mixed devices or dtypes: fall back to a loop, promote to a common dtype.
-    dtype = first.dtype
-    for t in tensors[1:]:
-        dtype = torch.promote_types(dtype, t.dtype)
-    return torch.stack(
-        [torch.linalg.vector_norm(t.to(dtype), ord).to(first.device) for t in tensors]
-    )
+    """1-D tensor of the per-tensor ``ord``-norms, on the first tensor's device (one fused kernel)."""
+    return grad_norms(tensors, ord)
 
 
 def l1_penalty(params: Params, strength: float) -> torch.Tensor:

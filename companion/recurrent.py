@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ._checks import check_choice, check_int, check_positive, check_real
+from .hooks import grad_norms
 from .models import ACTIVATION_TABLE
 
 __all__ = ["ElmanRNN", "UnrolledLSTM", "OutputOnly", "hidden_grad_norms"]
@@ -240,6 +241,4 @@ def hidden_grad_norms(
             raise TypeError(f"hidden_states[{i}] must be a tensor, got {type(h).__name__}")
     grads = torch.autograd.grad(loss, states, retain_graph=retain_graph, allow_unused=True)
     # A state the loss does not depend on has gradient exactly zero.
-    return torch.stack(
-        [g.norm() if g is not None else h.new_zeros(()) for g, h in zip(grads, states)]
-    )
+    return grad_norms([g if g is not None else torch.zeros_like(h) for g, h in zip(grads, states)])
