@@ -6,6 +6,11 @@ layer index :math:`\\ell`. This module measures :math:`g_\\ell` (once, or at eve
 with :class:`GradientMonitor`), the activations :math:`h_\\ell`, and the singular values
 of a network's input-output Jacobian.
 
+Two names, two quantities: :func:`weight_grad_norms` returns :math:`g_\\ell`, one norm per
+weight matrix (the book's per-layer gradient norm); :func:`parameter_grad_norms` returns one
+norm per *parameter*, biases and normalization scales included, by name
+(``layer_grad_norms`` is its old name, kept as an alias).
+
 The per-step tools never copy a number to the host: norms are stacked on the device
 and transferred once, when read (a ``.item()`` per layer would stall a GPU pipeline
 once per layer and step).

@@ -59,22 +59,28 @@ class DivergenceError(RuntimeError):
             that step's update was *not* applied.
         loss: the data loss at that step (may be ``nan`` or ``inf``).
         grad_norm: the total gradient 2-norm at that step, before clipping.
-        layer_norms: parameter name -> gradient 2-norm at that step.
+        parameter_norms: parameter name -> gradient 2-norm at that step (biases too);
+            ``layer_norms`` is its old name.
     """
 
-    def __init__(self, step: int, loss: float, grad_norm: float, layer_norms: dict[str, float]):
+    def __init__(self, step: int, loss: float, grad_norm: float, parameter_norms: dict[str, float]):
         self.step = step
         self.loss = loss
         self.grad_norm = grad_norm
-        self.layer_norms = layer_norms
-        largest = sorted(layer_norms.items(), key=lambda kv: -_sort_key(kv[1]))[:3]
+        self.parameter_norms = parameter_norms
+        largest = sorted(parameter_norms.items(), key=lambda kv: -_sort_key(kv[1]))[:3]
         shown = ", ".join(f"{name}={value:.3g}" for name, value in largest)
         super().__init__(
             f"training diverged at step {step}: loss={loss:.4g}, gradient norm={grad_norm:.4g}"
-            f" (largest layer gradient norms: {shown}). Lower the learning rate, fix the"
+            f" (largest parameter gradient norms: {shown}). Lower the learning rate, fix the"
             " initialization, or clip the gradient norm; fit(..., on_divergence='record')"
             " records the step instead of raising."
         )
+
+    @property
+    def layer_norms(self) -> dict[str, float]:
+        """Old name of :attr:`parameter_norms`."""
+        return self.parameter_norms
 
 
 def _sort_key(value: float) -> float:

@@ -16,6 +16,7 @@ from companion.diagnostics import (
     activation_stats,
     jacobian_singular_values,
     layer_grad_norms,
+    parameter_grad_norms,
     weight_grad_norms,
 )
 from companion.models import mlp
@@ -35,9 +36,10 @@ def _model_with_grads(depth=4, width=16, activation="tanh"):
     return model
 
 
-def test_layer_grad_norms_match_direct_norms():
+def test_parameter_grad_norms_match_direct_norms():
     model = _model_with_grads()
-    got = layer_grad_norms(model)
+    got = parameter_grad_norms(model)
+    assert layer_grad_norms(model) == got  # the old name, kept as an alias
     expected = {n: p.grad.norm().item() for n, p in model.named_parameters()}
     assert list(got) == list(expected)  # every parameter, in named_parameters() order
     for name in expected:
