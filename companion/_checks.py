@@ -23,6 +23,7 @@ __all__ = [
     "check_probability",
     "check_real",
     "as_tensor_list",
+    "check_items",
 ]
 
 
@@ -96,9 +97,15 @@ def as_tensor_list(name: str, params: torch.Tensor | Iterable[torch.Tensor]) -> 
             raise TypeError(
                 f"{name} must be a tensor or an iterable of tensors, got {type(params).__name__}"
             ) from None
-    if not tensors:
-        raise ValueError(f"{name} must contain at least one tensor, got an empty iterable")
-    for i, t in enumerate(tensors):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name}[{i}] must be a tensor, got {type(t).__name__}")
-    return tensors
+    return check_items(name, tensors, torch.Tensor, "tensor")
+
+
+def check_items(name: str, values: Iterable[Any], kind: type, what: str, *, hint: str = "") -> list:
+    """Return ``values`` as a non-empty list whose items are all ``kind`` (called ``what``)."""
+    items = list(values)
+    if not items:
+        raise ValueError(f"{name} must contain at least one {what}, got an empty sequence")
+    for i, value in enumerate(items):
+        if not isinstance(value, kind):
+            raise TypeError(f"{name}[{i}] must be a {what}, got {type(value).__name__}{hint}")
+    return items

@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._checks import check_items
+
 __all__ = ["capture_outputs", "forward_hooks", "grad_norms"]
 
 Hook = Callable[[nn.Module, tuple, Any], None]
@@ -33,13 +35,7 @@ Hook = Callable[[nn.Module, tuple, Any], None]
 def _check_modules(modules: Sequence[nn.Module]) -> list[nn.Module]:
     if isinstance(modules, nn.Module) and not isinstance(modules, nn.ModuleList):
         modules = [modules]
-    modules = list(modules)
-    if not modules:
-        raise ValueError("modules must be a non-empty sequence of nn.Module, got an empty one")
-    for i, m in enumerate(modules):
-        if not isinstance(m, nn.Module):
-            raise TypeError(f"modules[{i}] must be an nn.Module, got {type(m).__name__}")
-    return modules
+    return check_items("modules", modules, nn.Module, "module (nn.Module)")
 
 
 def forward_hooks(modules: Sequence[nn.Module], make_hook: Callable[[int], Hook]) -> ExitStack:
@@ -119,12 +115,7 @@ def grad_norms(tensors: Sequence[torch.Tensor], ord: float = 2.0) -> torch.Tenso
     Returns:
         A 1-D tensor of ``len(tensors)`` norms on the first tensor's device.
     """
-    tensors = list(tensors)
-    if not tensors:
-        raise ValueError("tensors must contain at least one tensor, got an empty sequence")
-    for i, t in enumerate(tensors):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"tensors[{i}] must be a tensor, got {type(t).__name__} (call backward() first?)")
+    tensors = check_items("tensors", tensors, torch.Tensor, "tensor", hint=" (call backward() first?)")
     first = tensors[0]
     if not first.is_sparse and all(t.device == first.device and t.dtype == first.dtype for t in tensors):
         return torch.stack(torch._foreach_norm(tensors, ord))

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ._checks import check_choice, check_int, check_positive, check_real
+from ._checks import check_choice, check_int, check_items, check_positive, check_real
 from .hooks import grad_norms
 from .models import ACTIVATION_TABLE
 
@@ -233,12 +233,7 @@ def hidden_grad_norms(
         raise ValueError("loss must be a scalar tensor")
     if not loss.requires_grad:
         raise ValueError("loss does not require grad: compute it from the model's outputs")
-    states = list(hidden_states)
-    if not states:
-        raise ValueError("hidden_states must contain at least one tensor, got an empty sequence")
-    for i, h in enumerate(states):
-        if not isinstance(h, torch.Tensor):
-            raise TypeError(f"hidden_states[{i}] must be a tensor, got {type(h).__name__}")
+    states = check_items("hidden_states", hidden_states, torch.Tensor, "tensor")
     grads = torch.autograd.grad(loss, states, retain_graph=retain_graph, allow_unused=True)
     # A state the loss does not depend on has gradient exactly zero.
     return grad_norms([g if g is not None else torch.zeros_like(h) for g, h in zip(grads, states)])
