@@ -225,9 +225,10 @@ def accuracy(outputs: torch.Tensor, y: torch.Tensor) -> float:
 
 def _check_pair(name: str, data: Any) -> Pair:
     if hasattr(data, "train") and hasattr(data, "val") and hasattr(data, "test"):
+        advice = "pass split.train (and val=split.val)" if name == "train" else "pass one part, e.g. split.test"
         raise TypeError(
             f"{name} must be a pair (x, y) of tensors, got a {type(data).__name__} with parts"
-            " train/val/test: pass split.train (and val=split.val)"
+            f" train/val/test: {advice}"
         )
     if not (isinstance(data, (tuple, list)) and len(data) == 2):
         raise TypeError(f"{name} must be a pair (x, y) of tensors, got {type(data).__name__}")

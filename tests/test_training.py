@@ -407,3 +407,5 @@ def test_a_data_split_points_at_its_train_and_val_parts():
     model = nn.Linear(64, 10)
     with pytest.raises(TypeError, match=r"got a DataSplit .* pass split.train \(and val=split.val\)"):
         fit(model, split, **_fit_args(model, loss_fn=nn.CrossEntropyLoss()))
+    with pytest.raises(TypeError, match=r"got a DataSplit .* pass one part, e.g. split.test"):
+        training.evaluate(model, split, nn.CrossEntropyLoss())
