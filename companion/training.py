@@ -246,7 +246,8 @@ def _input_features(model: nn.Module) -> int | None:
     """The number of input features ``model`` expects, where its first layer says so."""
     first = model[0] if isinstance(model, nn.Sequential) and len(model) > 0 else model
     features = getattr(first, "in_features", None)
-    return features if isinstance(features, int) else None
+    # 0: a lazy layer (nn.LazyLinear) that learns its size from the first batch
+    return features if isinstance(features, int) and features > 0 else None
 
 
 def _check_finite(name: str, tensor: torch.Tensor) -> None:
