@@ -359,7 +359,8 @@ def fit_options(*, has_val: bool = False, **settings: Any) -> FitOptions:
     o = FitOptions(**settings)
     if not isinstance(o.optimizer, torch.optim.Optimizer):
         raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(o.optimizer).__name__}")
-    _check_callable("loss_fn", o.loss_fn, "e.g. nn.CrossEntropyLoss()")
+    if not callable(o.loss_fn):
+        raise TypeError(f"loss_fn must be callable, e.g. nn.CrossEntropyLoss(), got {type(o.loss_fn).__name__}")
     _check_callable("augment", o.augment, "a batch of inputs -> a batch of the same shape")
     _check_callable("after_step", o.after_step, "after_step(model, step), e.g. a max-norm constraint")
     if o.monitor is not None and not callable(getattr(o.monitor, "record", None)):

@@ -217,6 +217,8 @@ def test_monitor_is_called_after_backward_at_every_step():
         ({"on_divergence": "ignore"}, "on_divergence must be one of"),
         ({"metric": "f1"}, "metric must be one of"),
         ({"patience": 3}, "patience needs val"),
+        ({"loss_fn": None}, "loss_fn must be callable, e.g. nn.CrossEntropyLoss\\(\\), got NoneType"),
+        ({"monitor": object()}, "monitor must have a record\\(step\\) method"),
         ({"train": (torch.zeros(3, 5), torch.zeros(4, 1))}, "X and y must have the same length"),
     ],
 )
