@@ -22,6 +22,7 @@ __version__ = "0.1.0"
 # The concept modules; each is imported lazily by ``__getattr__`` below.
 _MODULES = (
     "augment",
+    "bands",
     "constraints",
     "data",
     "diagnostics",
@@ -33,6 +34,7 @@ _MODULES = (
     "linear",
     "models",
     "penalties",
+    "penalty_probe",
     "plotting",
     "proximal",
     "recurrent",
