@@ -296,7 +296,7 @@ def run_trials(
     loss_fn = nn.CrossEntropyLoss() if loss_fn is None else loss_fn
     x, y = data.train
     ens = build(factory, seeds, device=x.device)
-    opt = torch.optim.Adam(ens.parameters(), lr=lr)
+    opt = torch.optim.Adam(ens.parameters(), lr=lr, foreach=True)
     weights = [p for _, p in ens.weights()]
     gens = [generator(s) for s in seeds] if augment is not None else None
     stopper, records = _Stopper(ens, patience), []
