@@ -2,11 +2,12 @@
 
 Directives (MyST: ```{errata-table} 000 ... ```):
 
-- ``errata-table SEED`` -- one table of every error found in the original
-  article ``SEED`` (000 ... 004): where it is, what it says (paraphrased), and what
-  is true, ending with the section of the book that shows it.
-- ``errata-summary`` -- one table with the number of entries per article and how
-  many of them link to a chapter section.
+- ``errata-table SEED`` -- every error found in the original article ``SEED``
+  (000 ... 004), grouped by kind (formula, concept, claim, code), one table per kind:
+  where it is (section and line range), what it says (paraphrased), and what is true,
+  ending with the chapter and section of the book whose executed code shows it.
+- ``errata-summary`` -- one table with the number of entries per article and per kind,
+  and the number of code blocks of each article (every one has at least one entry).
 
 Links are real cross-references: the "Shown in" link is the MyST role
 ``{ref}`label``` parsed in place, so Sphinx resolves it like any other ``{ref}``
@@ -20,6 +21,7 @@ rebuilds the page.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +32,27 @@ from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 
 DATA_FILE = "book/_data/errata.yaml"
-FIELDS = ("id", "kind", "where", "says", "truth")
-KIND_LABEL = {"formula": "formula", "concept": "concept", "claim": "claim", "code": "code"}
+ORIGINALS_FILE = "book/_data/originals.yaml"
+FIELDS = ("id", "kind", "where", "lines", "says", "truth", "link")
+# Kinds in the order the index shows them, with the heading of each group.
+KINDS = {
+    "formula": "Formulas: an equation that is wrong or missing",
+    "concept": "Concepts: a wrong definition or description of how something works",
+    "claim": "Claims: cause, effect or advice that measurement or the literature contradicts",
+    "code": "Code: one entry per separate bug of each code block",
+}
+_LABEL = re.compile(r"^\(([A-Za-z0-9_.:-]+)\)=\s*$", re.MULTILINE)
+
+
+def chapter_labels(book: Path) -> dict[str, str]:
+    """Every label in the book's chapters -> the chapter label (``ch-*``) of its file."""
+    owner: dict[str, str] = {}
+    for path in book.rglob("*.md"):
+        labels = _LABEL.findall(path.read_text(encoding="utf-8"))
+        chapter = next((label for label in labels if label.startswith("ch-")), None)
+        for label in labels:
+            owner[label] = chapter or label
+    return owner
 
 
 def load_errata(path: Path) -> dict[str, Any]:
@@ -44,8 +65,6 @@ def load_errata(path: Path) -> dict[str, Any]:
             missing = [field for field in FIELDS if field not in entry]
             if missing:
                 raise ValueError(f"{path}: entry {entry.get('id', '?')} of seed {seed} lacks {missing}")
-            if ("link" in entry) == ("planned" in entry):
-                raise ValueError(f"{path}: entry {entry['id']} needs exactly one of 'link' or 'planned'")
     return data
 
 
@@ -56,6 +75,11 @@ class _ErrataDirective(SphinxDirective):
         path = Path(self.env.srcdir) / self.config.errata_data_file
         self.env.note_dependency(str(path))
         return load_errata(path)
+
+    def originals(self) -> dict[str, Any]:
+        path = Path(self.env.srcdir) / ORIGINALS_FILE
+        self.env.note_dependency(str(path))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
 
     def cell(self, markup: str) -> nodes.entry:
         entry = nodes.entry()
@@ -87,14 +111,16 @@ class _ErrataDirective(SphinxDirective):
         return table
 
 
-def _shown_in(entry: dict[str, Any]) -> str:
-    if "link" in entry:
-        return "{ref}`" + entry["link"] + "`"
-    return f"*in preparation* (`{entry['planned']}`)"
+def _shown_in(entry: dict[str, Any], owner: dict[str, str]) -> str:
+    link = entry["link"]
+    chapter = owner.get(link, link)
+    if chapter == link:
+        return "{ref}`" + link + "`"
+    return "{ref}`" + chapter + "`, section {ref}`" + link + "`"
 
 
 class ErrataTable(_ErrataDirective):
-    """``errata-table SEED``: every error of one original article."""
+    """``errata-table SEED``: every error of one original article, one table per kind."""
 
     required_arguments = 1
     has_content = False
@@ -104,45 +130,47 @@ class ErrataTable(_ErrataDirective):
         data = self.data()
         if seed not in data["errata"]:
             raise self.error(f"errata-table: no entries for seed {seed!r} in {self.config.errata_data_file}")
-        rows = []
-        for number, entry in enumerate(data["errata"][seed], start=1):
-            kind = KIND_LABEL[entry["kind"]]
-            if entry["kind"] == "code":
-                kind = f"code block {entry['code_block']}"
-            rows.append(
-                [
-                    f"**{number}.** {entry['where']}\n\n*{kind}*",
-                    entry["says"],
-                    f"{entry['truth']}\n\nShown in: {_shown_in(entry)}",
-                ]
-            )
-        header = ["Where in the original", "What it says (paraphrased)", "What is true"]
-        return [self.table([20, 30, 50], header, rows, [f"errata-seed-{seed}"])]
+        owner = chapter_labels(Path(self.env.srcdir) / "book")
+        header = ["Where in the original", "What it says (paraphrased)", "What is true, and where it is shown"]
+        result: list[nodes.Node] = []
+        for kind, heading in KINDS.items():
+            group = [e for e in data["errata"][seed] if e["kind"] == kind]
+            if not group:
+                continue
+            result.append(nodes.rubric(text=f"{heading} ({len(group)})"))
+            rows = []
+            for entry in group:
+                block = f", code block {entry['code_block']}" if kind == "code" else ""
+                rows.append(
+                    [
+                        f"**{entry['id']}** {entry['where']}{block}, lines {entry['lines']}",
+                        entry["says"],
+                        f"{entry['truth']}\n\nShown in: {_shown_in(entry, owner)}",
+                    ]
+                )
+            result.append(self.table([20, 30, 50], header, rows, [f"errata-seed-{seed}", f"errata-{kind}"]))
+        return result
 
 
 class ErrataSummary(_ErrataDirective):
-    """``errata-summary``: counts per article."""
+    """``errata-summary``: counts per article and per kind."""
 
     has_content = False
 
     def run(self) -> list[nodes.Node]:
-        data = self.data()
+        data, originals = self.data(), self.originals()
         rows = []
-        totals = [0, 0, 0, 0]
+        totals = [0] * (len(KINDS) + 2)
         for seed, entries in data["errata"].items():
-            counts = [
-                len(entries),
-                sum(1 for e in entries if e["kind"] == "code"),
-                sum(1 for e in entries if "link" in e),
-                sum(1 for e in entries if str(e.get("link", "")).startswith("sec-")),
-            ]
+            counts = [len(entries), *(sum(1 for e in entries if e["kind"] == k) for k in KINDS),
+                      len(originals[seed]["code_blocks"])]
             totals = [t + c for t, c in zip(totals, counts)]
             article = data["articles"][seed]
             name = f"《{article['title']}》" if article["title"] else f"*{article['english']}*"
             rows.append([f"{seed}", name, *(str(c) for c in counts)])
         rows.append(["", "**all five**", *(f"**{t}**" for t in totals)])
-        header = ["Seed", "Article", "Errors listed", "Code blocks", "Linked", "Linked to a section"]
-        return [self.table([6, 40, 12, 12, 10, 14], header, rows, ["errata-summary"])]
+        header = ["Seed", "Article", "Errors", *(k for k in KINDS), "Code blocks in the article"]
+        return [self.table([6, 34, 8, 9, 9, 8, 8, 12], header, rows, ["errata-summary"])]
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
