@@ -39,7 +39,6 @@ __all__ = [
     "activation_grad_norms",
     "activation_stats",
     "jacobian_singular_values",
-    "layer_grad_norms",
     "parameter_grad_norms",
     "weight_grad_norms",
 ]

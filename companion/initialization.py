@@ -30,7 +30,6 @@ from .reproducibility import generator, seed_everything
 
 __all__ = [
     "ACTIVATIONS",
-    "activation_function",
     "fan_in_fan_out",
     "xavier_std",
     "he_std",
@@ -40,7 +39,6 @@ __all__ = [
     "dead_unit_fraction",
     "init_grad_norms",
     "init_grad_ratio",
-    "ResidualMLP",
 ]
 
 #: Activation names, the same as :data:`companion.models.ACTIVATIONS`.
