@@ -1,7 +1,8 @@
-# Two commands for a fresh machine (see README.md):
-#   make book   build the site into _build/html
-#   make test   unit tests, the book built with warnings as errors, every chapter re-executed by nbval
+# Two commands for a fresh machine (see README.md for the prerequisites and every target):
+#   make book   build the site into _build/html (does nothing if _build/book.key matches the sources; FORCE=1 rebuilds)
+#   make test   unit tests, the book (reused when up to date), nbval, robustness and browser checks
 # Each creates .venv from requirements.txt by itself.
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu installs the CPU build of torch (no CUDA) first.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -13,33 +14,55 @@ STAMP := $(VENV)/.installed
 export OMP_NUM_THREADS := 1
 export PYTHONHASHSEED := 0
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
+# A clean IPython profile for every kernel make starts (no ~/.ipython start-up files); its only
+# setting silences ipykernel's "running over TCP without encryption" warning, one per kernel.
+export IPYTHONDIR := $(CURDIR)/_build/ipython
+IPYTHON_CONFIG := _build/ipython/profile_default/ipython_kernel_config.py
+TORCH_INDEX ?=
+FORCE ?= 0
 
-.PHONY: book test unit notebooks-check robustness-check browser-check chapter notebooks bench clean
+.PHONY: book test unit notebooks-check robustness-check browser-check chapter notebooks wheel bench clean
 
 MATHJAX := _build/mathjax/.version
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	if [[ -n "$(TORCH_INDEX)" ]]; then \
+	    $(BIN)/python -m pip install --quiet "$$(grep '^torch==' requirements.txt)" --index-url "$(TORCH_INDEX)"; \
+	fi
 	$(BIN)/python -m pip install --quiet -r requirements.txt
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+$(IPYTHON_CONFIG):
+	mkdir -p $(@D)
+	echo 'c.IPKernelApp.log_level = "ERROR"' > $@
 
 # MathJax 3.2.2 from the npm registry (sha256-pinned tarball), for a site that works offline.
 $(MATHJAX): scripts/fetch_mathjax.sh
 	bash scripts/fetch_mathjax.sh
 
 # Every chapter is executed afresh, two kernels at a time, into the execution cache that the
-# build then reads (Jupyter Book alone executes one chapter after the other).
-book: $(STAMP) $(MATHJAX)
-	$(BIN)/python scripts/preexecute.py --jobs 2
-	$(BIN)/jupyter-book build . --all -W -n --keep-going
+# build then reads (Jupyter Book alone executes one chapter after the other). The build also
+# makes the companion wheel and the reader notebooks (book/_ext). Skipped when _build/book.key
+# holds the hash of the current sources (scripts/build_key.py), which is written only after a
+# build that succeeded; FORCE=1 rebuilds anyway.
+book: $(STAMP) $(MATHJAX) $(IPYTHON_CONFIG)
+	if [[ "$(FORCE)" != 1 ]] && $(BIN)/python scripts/build_key.py --check; then \
+	    echo "make book: _build/html was built from these sources (_build/book.key); FORCE=1 rebuilds"; \
+	else \
+	    rm -f _build/book.key; \
+	    $(BIN)/python scripts/preexecute.py --jobs 2; \
+	    $(BIN)/jupyter-book build . --all -W -n --keep-going --quiet; \
+	    $(BIN)/python scripts/build_key.py --write >/dev/null; \
+	fi
 
-unit: $(STAMP)
+unit: $(STAMP) $(IPYTHON_CONFIG)
 	MPLBACKEND=Agg $(BIN)/python -m pytest tests -q -p no:cacheprovider
 
 # Strict nbval on the notebooks the build executed: the text the site shows must reproduce exactly.
-notebooks-check: $(STAMP)
+notebooks-check: $(STAMP) $(IPYTHON_CONFIG)
 	notebooks="$$($(BIN)/python scripts/executed_notebooks.py)"; \
 	$(BIN)/python -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
 	    -n 2 --dist loadfile $$notebooks
@@ -52,24 +75,24 @@ browser-check: $(STAMP)
 
 # Every chapter again on other random draws (COMPANION_SEED_OFFSET=1000) with other float32
 # kernels (MKL_CBWR=COMPATIBLE, ATEN_CPU_CAPABILITY=default): its assertions must still hold.
-robustness-check: $(STAMP)
+robustness-check: $(STAMP) $(IPYTHON_CONFIG)
 	$(BIN)/python scripts/robustness_check.py --jobs 2
 
 test: unit book notebooks-check robustness-check browser-check
 
 # For authors: execute and time one chapter without building the book, e.g. make chapter CH=book/part1/01_exploding_vanishing.md
-chapter: $(STAMP)
+chapter: $(STAMP) $(IPYTHON_CONFIG)
 	$(BIN)/python scripts/run_chapter.py $(CH)
 
-# For readers: every chapter as a plain .ipynb in notebooks/, runnable in any Jupyter with the companion installed.
-notebooks: $(STAMP)
-	mkdir -p notebooks
-	for f in $$(find book -name '*.md' | sort); do \
-	    grep -q '^```{code-cell}' $$f || continue; \
-	    out=$${f#book/}; out=$${out//\//_}; \
-	    $(BIN)/jupytext --quiet --to ipynb --output notebooks/$${out%.md}.ipynb $$f; \
-	done
-	@echo "Notebooks written to notebooks/ (run them with the companion installed: pip install -e .)"
+# For readers: every chapter as a plain .ipynb in notebooks/ (the same files the site offers):
+# the build's numbers in the text, plain Markdown, no myst_nb; runs in any Jupyter with only the
+# companion installed (pip install -e . or the wheel).
+notebooks: book
+	$(BIN)/python scripts/reader_notebooks.py --out notebooks
+
+# The companion's wheel (gradreg-companion) into _build/wheel/; `make book` also puts it on the site.
+wheel: $(STAMP)
+	$(BIN)/python scripts/build_wheel.py
 
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(BIN)/python $$f; done
