@@ -46,16 +46,17 @@ $(MATHJAX): scripts/fetch_mathjax.sh
 # Every chapter is executed afresh, two kernels at a time, into the execution cache that the
 # build then reads (Jupyter Book alone executes one chapter after the other). The build also
 # makes the companion wheel and the reader notebooks (book/_ext). Skipped when _build/book.key
-# holds the hash of the current sources (scripts/build_key.py), which is written only after a
-# build that succeeded; FORCE=1 rebuilds anyway.
+# holds the hash of the current sources (scripts/build_key.py): the hash of the sources as they
+# were when the build started, written only after it succeeded; FORCE=1 rebuilds anyway.
 book: $(STAMP) $(MATHJAX) $(IPYTHON_CONFIG)
 	if [[ "$(FORCE)" != 1 ]] && $(BIN)/python scripts/build_key.py --check; then \
 	    echo "make book: _build/html was built from these sources (_build/book.key); FORCE=1 rebuilds"; \
 	else \
 	    rm -f _build/book.key; \
+	    key=$$($(BIN)/python scripts/build_key.py); \
 	    $(BIN)/python scripts/preexecute.py --jobs 2; \
 	    $(BIN)/jupyter-book build . --all -W -n --keep-going --quiet; \
-	    $(BIN)/python scripts/build_key.py --write >/dev/null; \
+	    echo "$$key" > _build/book.key; \
 	fi
 
 unit: $(STAMP) $(IPYTHON_CONFIG)

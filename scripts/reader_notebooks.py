@@ -235,7 +235,13 @@ class Converter:
         if name == "math":
             return f"${content}$"
         if name in ("ref", "numref", "doc", "eq", "term", "download", "any", "external"):
-            return self.reference(name, content)
+            text = self.reference(name, content)
+            # "see exercise {ref}`ex-x`" would read "see exercise Exercise 2": keep the number only.
+            before = match.string[max(0, match.start() - 9):match.start()].lower()
+            for word in ("exercise ", "figure "):
+                if before.endswith(word) and text.startswith(word.capitalize()):
+                    return text[len(word):]
+            return text
         if name.startswith("cite"):
             return self.citation(content)
         # Any other role: its text, so that nothing of MyST is left.
@@ -470,8 +476,10 @@ class Converter:
             f"`companion`, version {version}) and a Jupyter kernel into one environment, for example:\n\n"
             "```bash\n"
             "python3 -m venv venv && . venv/bin/activate\n"
-            "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu   # optional: CPU-only torch\n"
-            f"pip install {wheel_name(version)} jupyterlab   # the wheel is linked from the book's appendix \"Companion API\"\n"
+            "# without a GPU, first the CPU build of torch (optional):\n"
+            "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu\n"
+            "# the wheel is linked from the book's appendix \"Companion API\":\n"
+            f"pip install {wheel_name(version)} jupyterlab\n"
             "```\n\n"
             "or `pip install -e .` in a clone of the book's repository. The numbers in the text are "
             "those of the book's build; a run on another machine may differ in the last digits, not "
