@@ -5,12 +5,12 @@ for exploding gradients without testing any. This module runs each remedy as one
 baseline configuration, in three settings, and returns measured numbers:
 
 * ``"exploding"``: a tanh MLP (:math:`L = 16`, width 32, weights :math:`\\mathcal N(0, 4^2/n)`) on
-  256 digit images, trained by full-batch SGD (:math:`\\eta = 0.3`, 20 steps); its gradient
+  128 digit images, trained by full-batch SGD (:math:`\\eta = 0.3`, 10 steps); its gradient
   grows from the output to the input, :math:`g_1/g_{L+1} \\gg 1`.
 * ``"vanishing"``: the same network with sigmoid and :math:`\\mathcal N(0, 1/n)`, :math:`\\eta = 1`:
   :math:`g_1/g_{L+1} \\ll 1` and the loss hardly moves.
 * ``"overfitting"``: a tanh MLP (:math:`L = 2`, width 128, :math:`\\mathcal N(0, 1/n)`) on 50
-  digit images, 100 full-batch SGD steps with :math:`\\eta = 0.3`; its training accuracy
+  digit images, 60 full-batch SGD steps with :math:`\\eta = 0.3`; its training accuracy
   reaches 100% while its test accuracy does not.
 
 Baselines use the raw pixels in [0, 1] (so that "data normalization" is a change) and plain
@@ -22,13 +22,23 @@ activation's gain), ``learning_rate`` (divided by 10), ``dropout`` (:math:`p = 0
 hidden activation), ``smaller_network`` (depth and width divided by 4), ``data_normalization``
 (standardized pixels), ``l1_l2`` (an L2 penalty :math:`\\tfrac{\\lambda}{2}\\lVert w\\rVert^2`,
 :math:`\\lambda = 10^{-2}`), ``early_stopping`` (patience 3 on the validation loss, best weights
-restored), ``distributed`` (DDP on 2 processes, :mod:`companion.distributed`) and ``clipping``
+restored), ``distributed`` (data-parallel SGD; :func:`distributed_experiments` runs real DDP on
+2 processes, :mod:`companion.distributed`, while the multi-seed functions use the baseline's run,
+whose full-batch gradient DDP reproduces) and ``clipping``
 (``clip_grad_norm_`` at 1). One extra (:data:`EXTRA_REMEDIES`): ``augmentation``, random shifts
 of the images by up to one pixel (:mod:`companion.augment`), which the article describes as a
 regularizer but does not list.
 
 :func:`classify_gradient` and :func:`classify_overfitting` turn a result and its baseline
 into one of :data:`VERDICTS` by fixed, documented thresholds.
+
+A verdict must hold for more than one random draw. :func:`gradient_experiment` and
+:func:`overfitting_experiment` run one seed (with ``companion.training.fit``);
+:func:`gradient_trials`, :func:`overfitting_trials` and :func:`run_all` run several seeds at
+once as one stacked network (the weights of all seeds stacked along a first dimension, one
+batched matrix product per layer), member k starting from seed k's initial weights and
+following the same SGD; :func:`verdicts` judges each seed against the same seed's baseline,
+and :func:`verdict_markdown` reports the counts and ranges.
 
 See the chapter "The verdict".
 """
@@ -38,6 +48,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -59,8 +70,11 @@ __all__ = [
     "distributed_experiments",
     "classify_gradient",
     "classify_overfitting",
+    "gradient_trials",
+    "overfitting_trials",
     "run_all",
     "LABELS",
+    "majority",
     "verdicts",
     "verdict_markdown",
 ]
@@ -92,7 +106,7 @@ LABELS = {
     "data_normalization": "6. data normalization",
     "l1_l2": "7. L2 penalty (λ = 0.01)",
     "early_stopping": "8. early stopping (patience 3)",
-    "distributed": "9. distributed training (DDP, 2 processes)",
+    "distributed": "9. distributed training (same gradient as 1 process)",
     "clipping": "10. gradient clipping (norm 1)",
     "augmentation": "extra: data augmentation (random shifts of 1 pixel)",
 }
@@ -127,10 +141,10 @@ def base_config(setting: str) -> Config:
     """The baseline :class:`Config` of ``setting`` (one of :data:`SETTINGS`)."""
     setting = check_choice("setting", setting, SETTINGS)
     if setting == "exploding":
-        return Config("tanh", "normal", 4.0, depth=16, width=32, lr=0.3, steps=20, n_train=256)
+        return Config("tanh", "normal", 4.0, depth=16, width=32, lr=0.3, steps=10, n_train=128)
     if setting == "vanishing":
-        return Config("sigmoid", "normal", 1.0, depth=16, width=32, lr=1.0, steps=20, n_train=256)
-    return Config("tanh", "normal", 1.0, depth=2, width=128, lr=0.3, steps=100, n_train=50)
+        return Config("sigmoid", "normal", 1.0, depth=16, width=32, lr=1.0, steps=10, n_train=128)
+    return Config("tanh", "normal", 1.0, depth=2, width=128, lr=0.3, steps=60, n_train=50)
 
 
 def apply_remedy(config: Config, remedy: str | None) -> Config:
@@ -375,7 +389,7 @@ def classify_gradient(setting: str, baseline: dict, result: dict) -> str:
     The verdict is about the gradient itself: :math:`\\rho` = ``ratio_init``
     (:math:`g_1/g_{L+1}` of the data loss at the initial weights) and its distance from
     balance :math:`d = |\\log_{10}\\rho|`, compared with the baseline's :math:`d_0`; and whether
-    training diverged. The training loss is reported but not judged (20 steps decide little).
+    training diverged. The training loss is reported but not judged (10 steps decide little).
 
     * **makes worse**: training diverged (NaN/Inf) where the baseline did not, or
       :math:`d > d_0 + \\log_{10} 3` (the ratio moved away from 1 by more than a factor of 3);
@@ -426,57 +440,275 @@ def classify_overfitting(baseline: dict, result: dict) -> str:
     return "no effect"
 
 
-def run_all(*, seed: int = 0, device: torch.device | str | None = None) -> dict:
-    """Every remedy in every setting, plus the baselines: the data behind the verdict table.
+def _check_seeds(seeds: Sequence[int]) -> list[int]:
+    seeds = [check_int("seeds[i]", s, minimum=0) for s in seeds]
+    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must hold at least 2 distinct seeds, got {seeds}")
+    return seeds
+
+
+def _ensemble(config: Config, seeds: list[int], device: torch.device):
+    """One member per seed, each with the initial weights :func:`_model` gives that seed."""
+    from .ensemble import build
+    from .models import mlp
+
+    std = None if config.c is None else config.c / math.sqrt(config.width)
+    return build(lambda: mlp(64, 10, depth=config.depth, width=config.width, activation=config.activation,
+                             init=config.init, std=std, dropout=config.dropout), seeds, device=device)
+
+
+_PHI = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu}
+
+
+def _stacked_forward(params: dict[str, torch.Tensor], x: torch.Tensor, config: Config, *,
+                     training: bool) -> torch.Tensor:
+    """Logits of every member, shape ``(K, batch, 10)``: ``companion.models.MLP.forward`` on stacked weights.
+
+    ``x`` is ``(batch, 64)`` (the same inputs for every member) or ``(K, batch, 64)``. One
+    batched matrix product per layer (``baddbmm``) instead of ``vmap`` over the module: the
+    same arithmetic at about half the per-step cost for these small networks (tested
+    against single runs). In training mode each member draws its own dropout mask.
+    """
+    weights = [params[f"linears.{l}.weight"] for l in range(config.depth + 1)]
+    biases = [params[f"linears.{l}.bias"] for l in range(config.depth + 1)]
+    h = x.expand(len(weights[0]), -1, -1) if x.dim() == 2 else x
+    for l, (w, b) in enumerate(zip(weights, biases)):
+        h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+        if l < config.depth:
+            h = _PHI[config.activation](h)
+            if config.dropout and training:
+                h = nn.functional.dropout(h, config.dropout, training=True)
+    return h
+
+
+def _member_losses(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Each member's mean cross-entropy, shape ``(K,)``."""
+    k, n = logits.shape[:2]
+    return nn.functional.cross_entropy(logits.reshape(k * n, -1), y.repeat(k), reduction="none").view(k, n).mean(1)
+
+
+def _train_ensemble(ens, data, config: Config, seeds: list[int]) -> tuple[list[int | None], torch.Tensor, list[int]]:
+    """Full-batch SGD for every member at once: the batched counterpart of :func:`_train`.
+
+    One step per member is what ``fit`` does for one model: data loss, backward, the
+    remedy's clipping (per member, as ``clip_grad_norm_``), the SGD update
+    :math:`\\theta \\leftarrow \\theta - \\eta\\,(g + \\lambda w)` with the L2 penalty's gradient
+    :math:`\\lambda w` on the weight matrices only (as ``fit(..., l2=)``; written out rather
+    than built with ``torch.optim.SGD``, whose first construction imports ``torch._dynamo``,
+    seconds on a small machine), and with ``patience`` early stopping on the validation loss with
+    the best weights restored (the rule of :mod:`companion.trials`). A member whose loss turns
+    non-finite is reported with that step; its weights are then left as they are.
 
     Returns:
-        ``{"baseline": {setting: result}, remedy: {setting: result}, ...}`` with one entry per
-        remedy in :data:`REMEDIES` and :data:`EXTRA_REMEDIES`; the distributed results come
-        from one start of 2 processes.
+        ``(diverged_step per member, data loss per step and member (steps, K), steps run per member)``.
     """
-    seed = check_int("seed", seed, minimum=0)
+    from .augment import augment_batch
+    from .trials import _Stopper
+
+    x, y = data.train
+    params = ens.params
+    weights = [p for name, p in params.items() if name.endswith("weight")]
+    others = [p for name, p in params.items() if not name.endswith("weight")]
+    generators = [_generator(s) for s in seeds] if config.augment else None
+    stopper = _Stopper(ens, config.patience) if config.patience else None
+    alive = torch.ones(len(seeds), dtype=torch.bool, device=x.device)
+    losses = []
+    for step in range(config.steps):
+        xb = x if generators is None else torch.stack(  # every member sees its own random shifts
+            [augment_batch(x, max_shift=1, image_shape=(8, 8), generator=g) for g in generators])
+        loss = _member_losses(_stacked_forward(params, xb, config, training=True), y)
+        alive = alive & torch.isfinite(loss)
+        # Members share no parameter: d(sum of losses)/d(member k) is member k's own gradient.
+        # A diverged member's non-finite weights stay its own; it is reported and left alone.
+        torch.where(alive, loss, 0.0).sum().backward()
+        if config.clip_norm is not None:  # per member, the factor clip_grad_norm_ would apply
+            norm = torch.stack([p.grad.flatten(1).pow(2).sum(1) for p in params.values()]).sum(0).sqrt()
+            scale = (config.clip_norm / (norm + 1e-6)).clamp(max=1.0)
+            for p in params.values():
+                p.grad *= scale.view((-1,) + (1,) * (p.dim() - 1))
+        with torch.no_grad():  # plain SGD, as torch.optim.SGD(weight_decay=l2 on the weights) computes it
+            for p in weights:
+                p.add_(p.grad.add(p, alpha=config.l2) if config.l2 else p.grad, alpha=-config.lr)
+            for p in others:
+                p.add_(p.grad, alpha=-config.lr)
+        for p in params.values():
+            p.grad = None
+        losses.append(torch.where(alive, loss.detach(), math.nan))
+        if stopper is not None:
+            with torch.no_grad():
+                val = _member_losses(_stacked_forward(params, data.val[0], config, training=False), data.val[1])
+            stopper.update(step, val, ens)
+            if not bool(stopper.active.any()):  # one host sync per step, only when stopping early
+                break
+    if stopper is not None:
+        stopper.restore(ens)
+        stopped = stopper.stopped.tolist()
+    else:
+        stopped = [len(losses)] * len(seeds)
+    loss = torch.stack(losses).cpu()  # the one host synchronisation of the run
+    finite = torch.isfinite(loss)
+    diverged = [None if bool(finite[:, k].all()) else int((~finite[:, k]).nonzero()[0]) for k in range(len(seeds))]
+    return diverged, loss, stopped
+
+
+def gradient_trials(
+    setting: str,
+    remedy: str | None = None,
+    *,
+    seeds: Sequence[int] = range(5),
+    device: torch.device | str | None = None,
+) -> list[dict]:
+    """:func:`gradient_experiment` for several seeds at once, as one stacked ensemble.
+
+    Member k starts from the initial weights of ``gradient_experiment(setting, remedy,
+    seed=seeds[k])`` and trains by the same full-batch SGD; the ratio
+    :math:`\\rho = g_1/g_{L+1}` is measured by one batched forward and backward pass at the
+    initial weights (training mode: with dropout, each member draws its own mask).
+    ``"distributed"`` runs the baseline's SGD: data-parallel training computes the same
+    full-batch gradient as one process (chapter "Distributed training"), so its results are
+    the baseline's.
+
+    Returns:
+        One dict per seed, in the order of ``seeds``, with the keys of :func:`gradient_experiment`.
+    """
+    setting = check_choice("setting", setting, ("exploding", "vanishing"))
+    seeds = _check_seeds(seeds)
+    device = _device(device)
+    config = apply_remedy(base_config(setting), remedy)
+    data = _data(config, device)
+    ens = _ensemble(config, seeds, device)
+    x, y = data.train
+    losses = _member_losses(_stacked_forward(ens.params, x, config, training=True), y)
+    first, last = torch.autograd.grad(losses.sum(), [ens.params["linears.0.weight"],
+                                                     ens.params[f"linears.{config.depth}.weight"]])
+    ratio = (first.flatten(1).norm(dim=1) / last.flatten(1).norm(dim=1)).tolist()
+    diverged, step_loss, _ = _train_ensemble(ens, data, config, seeds)
+    with torch.no_grad():
+        final = _member_losses(_stacked_forward(ens.params, x, config, training=False), y).tolist()
+    return [_gradient_result(ratio[k], step_loss[:, k].tolist(), diverged[k], final[k])
+            for k in range(len(seeds))]
+
+
+def overfitting_trials(
+    remedy: str | None = None,
+    *,
+    seeds: Sequence[int] = range(6),
+    device: torch.device | str | None = None,
+) -> list[dict]:
+    """:func:`overfitting_experiment` for several seeds at once, as one stacked ensemble.
+
+    Member k starts from the initial weights of ``overfitting_experiment(remedy,
+    seed=seeds[k])``; the training is the same full-batch SGD (dropout masks and shifts are
+    drawn per member, so those two remedies follow other random draws than a single run).
+    ``"distributed"`` is the baseline's run (see :func:`gradient_trials`).
+
+    Returns:
+        One dict per seed with the keys of :func:`overfitting_experiment`.
+    """
+    seeds = _check_seeds(seeds)
+    device = _device(device)
+    config = apply_remedy(base_config("overfitting"), remedy)
+    data = _data(config, device)
+    ens = _ensemble(config, seeds, device)
+    _, _, stopped = _train_ensemble(ens, data, config, seeds)
+    with torch.no_grad():
+        train, test = ((_stacked_forward(ens.params, xs, config, training=False).argmax(-1) == ys).float().mean(1).tolist()
+                       for xs, ys in (data.train, data.test))
+    return [{"train_accuracy": train[k], "test_accuracy": test[k], "gap": train[k] - test[k],
+             "epochs_run": stopped[k]} for k in range(len(seeds))]
+
+
+def run_all(
+    *,
+    seeds: Sequence[int] = range(5),
+    overfitting_seeds: Sequence[int] = range(6),
+    device: torch.device | str | None = None,
+) -> dict:
+    """Every remedy in every setting, plus the baselines, over several seeds: the verdict table's data.
+
+    Args:
+        seeds: the seeds of the exploding and vanishing settings (two or more).
+        overfitting_seeds: the seeds of the overfitting setting, whose test accuracy varies
+            more from seed to seed.
+        device: where to run (default CPU).
+
+    Returns:
+        ``{"baseline": {setting: [result per seed]}, remedy: {setting: [...]}, ...}`` with one
+        entry per remedy in :data:`REMEDIES` and :data:`EXTRA_REMEDIES`, the results of
+        :func:`gradient_trials` and :func:`overfitting_trials`.
+    """
     out: dict[str, dict] = {}
     for remedy in (None, *REMEDIES, *EXTRA_REMEDIES):
-        if remedy == "distributed":
-            out[remedy] = distributed_experiments(seed=seed)
-            continue
         key = "baseline" if remedy is None else remedy
-        out[key] = {s: gradient_experiment(s, remedy, seed=seed, device=device)
-                    for s in ("exploding", "vanishing")}
-        out[key]["overfitting"] = overfitting_experiment(remedy, seed=seed, device=device)
+        if remedy == "distributed":  # the baseline's runs: same full-batch gradient, same SGD
+            out[key] = copy.deepcopy(out["baseline"])
+            continue
+        out[key] = {s: gradient_trials(s, remedy, seeds=seeds, device=device) for s in ("exploding", "vanishing")}
+        out[key]["overfitting"] = overfitting_trials(remedy, seeds=overfitting_seeds, device=device)
     return out
 
 
-def verdicts(results: dict) -> dict[str, dict[str, str]]:
-    """``{remedy: {setting: verdict}}`` for the output of :func:`run_all`."""
+def verdicts(results: dict) -> dict[str, dict[str, list[str]]]:
+    """``{remedy: {setting: [verdict per seed]}}`` for the output of :func:`run_all`.
+
+    Seed k of a remedy is judged against seed k of the baseline (same initial weights
+    wherever the remedy leaves the network unchanged).
+    """
     base = results["baseline"]
     out = {}
     for remedy in [r for r in REMEDIES + EXTRA_REMEDIES if r in results]:
         r = results[remedy]
-        out[remedy] = {s: classify_gradient(s, base[s], r[s]) for s in ("exploding", "vanishing")}
-        out[remedy]["overfitting"] = classify_overfitting(base["overfitting"], r["overfitting"])
+        out[remedy] = {s: [classify_gradient(s, b, x) for b, x in zip(base[s], r[s], strict=True)]
+                       for s in ("exploding", "vanishing")}
+        out[remedy]["overfitting"] = [classify_overfitting(b, x)
+                                      for b, x in zip(base["overfitting"], r["overfitting"], strict=True)]
     return out
 
 
-def _cell(setting: str, result: dict) -> str:
+def majority(per_seed: Sequence[str]) -> tuple[str, int]:
+    """The verdict most seeds reached and how many reached it (ties: the first in :data:`VERDICTS`)."""
+    if not per_seed:
+        raise ValueError("per_seed must hold at least one verdict")
+    counts = {v: list(per_seed).count(v) for v in VERDICTS}
+    best = max(VERDICTS, key=lambda v: counts[v])  # max keeps the first of equal counts
+    return best, counts[best]
+
+
+def _range(values: Sequence[float], fmt: str) -> str:
+    lo, hi = min(values), max(values)
+    return format(lo, fmt) if format(lo, fmt) == format(hi, fmt) else f"{format(lo, fmt)}–{format(hi, fmt)}"
+
+
+def _cell(setting: str, results: list[dict]) -> str:
     if setting == "overfitting":
-        return f"test {100 * result['test_accuracy']:.1f}%, gap {100 * result['gap']:.1f}"
-    if result["diverged_step"] is not None:
-        return f"ρ = {result['ratio_init']:.2g}, NaN at step {result['diverged_step']}"
-    return f"ρ = {result['ratio_init']:.2g}"
+        return (f"test {_range([100 * r['test_accuracy'] for r in results], '.0f')}%, "
+                f"gap {_range([100 * r['gap'] for r in results], '.0f')}")
+    text = f"ρ {_range([r['ratio_init'] for r in results], '.2g')}"
+    nan = sum(r["diverged_step"] is not None for r in results)
+    return text + (f", NaN {nan}/{len(results)}" if nan else "")
+
+
+def _verdict_cell(per_seed: list[str]) -> str:
+    counts = [(v, per_seed.count(v)) for v in VERDICTS if per_seed.count(v)]
+    counts.sort(key=lambda vc: -vc[1])  # stable: ties keep the order of VERDICTS
+    first, *rest = counts
+    return f"**{first[0]}** {first[1]}/{len(per_seed)}" + "".join(f", {v} {c}" for v, c in rest)
 
 
 def verdict_markdown(results: dict) -> str:
-    """The verdict table as Markdown: one row per remedy, each cell "verdict (measured number)".
+    """The verdict table as Markdown: one row per remedy, each cell the verdicts' counts and the measured range.
 
-    :math:`\\rho = g_1/g_{L+1}` at the initial weights; overfitting cells give test accuracy and
-    the train-test gap in percentage points. The first row is the baseline.
+    A cell reads e.g. "**fixes** 4/5, partly 1 (ρ 0.3–2.1, NaN 1/5)": four of five seeds
+    reached "fixes", one "partly"; :math:`\\rho = g_1/g_{L+1}` at the initial weights ranged
+    from 0.3 to 2.1 and one seed's training produced a NaN. Overfitting cells give the range
+    of the test accuracy and of the train-test gap in percentage points. The first row is the
+    baseline.
     """
     table = verdicts(results)
     lines = ["| remedy (seed 002) | exploding | vanishing | overfitting |", "| --- | --- | --- | --- |"]
     base = results["baseline"]
     lines.append("| baseline (no remedy) | " + " | ".join(_cell(s, base[s]) for s in SETTINGS) + " |")
     for remedy in table:
-        cells = [f"**{table[remedy][s]}** ({_cell(s, results[remedy][s])})" for s in SETTINGS]
+        cells = [f"{_verdict_cell(table[remedy][s])} ({_cell(s, results[remedy][s])})" for s in SETTINGS]
         lines.append(f"| {LABELS[remedy]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -104,14 +104,63 @@ def test_bad_arguments():
 
 def test_verdict_markdown_from_fake_results():
     g, o = _g(100.0, 1.0), _o(1.0, 0.8)
-    results = {"baseline": {"exploding": g, "vanishing": _g(1e-6, 1.0), "overfitting": o}}
+    results = {"baseline": {"exploding": [g, g], "vanishing": [_g(1e-6, 1.0)] * 2, "overfitting": [o, o]}}
     for remedy in R.REMEDIES:
-        results[remedy] = {"exploding": _g(2.0, 1.0), "vanishing": _g(1e-6, 1.0, diverged=4),
-                           "overfitting": _o(1.0, 0.9)}
+        results[remedy] = {"exploding": [_g(2.0, 1.0), _g(20.0, 1.0)],
+                           "vanishing": [_g(1e-6, 1.0, diverged=4), _g(1e-6, 1.0)],
+                           "overfitting": [_o(1.0, 0.9), _o(1.0, 0.9)]}
     table = R.verdicts(results)
-    assert table["clipping"] == {"exploding": "fixes", "vanishing": "makes worse", "overfitting": "fixes"}
+    assert table["clipping"] == {"exploding": ["fixes", "partly"], "vanishing": ["makes worse", "no effect"],
+                                 "overfitting": ["fixes", "fixes"]}
     text = R.verdict_markdown(results)
-    assert text.count("\n") == 12 and "NaN at step 4" in text and "test 90.0%, gap 10.0" in text
+    assert text.count("\n") == 12
+    assert "**fixes** 1/2, partly 1 (ρ 2–20)" in text           # ties: the order of VERDICTS
+    assert "NaN 1/2" in text and "**fixes** 2/2 (test 90%, gap 10)" in text
+
+
+def test_majority():
+    assert R.majority(["partly", "fixes", "partly"]) == ("partly", 2)
+    assert R.majority(["no effect", "fixes"]) == ("fixes", 1)          # tie: first in VERDICTS
+    with pytest.raises(ValueError, match="at least one"):
+        R.majority([])
+
+
+@pytest.mark.parametrize("setting, remedy", [("exploding", None), ("exploding", "activation"),
+                                             ("exploding", "early_stopping"), ("vanishing", "l1_l2"),
+                                             ("vanishing", "clipping")])
+def test_gradient_trials_match_single_runs(setting, remedy):
+    # Oracle: each member of the stacked run against a run of its own (companion.training.fit).
+    stacked = R.gradient_trials(setting, remedy, seeds=[0, 3])
+    for k, seed in enumerate([0, 3]):
+        one = R.gradient_experiment(setting, remedy, seed=seed)
+        assert stacked[k]["ratio_init"] == pytest.approx(one["ratio_init"], rel=1e-4)
+        assert stacked[k]["loss_init"] == pytest.approx(one["loss_init"], rel=1e-5)
+        assert stacked[k]["diverged_step"] == one["diverged_step"]
+        # loss_final is not compared: 10 steps of this chaotic network amplify the rounding
+        # differences of a batched matrix product into visibly different losses.
+
+
+@pytest.mark.parametrize("remedy", [None, "l1_l2", "learning_rate", "smaller_network", "data_normalization"])
+def test_overfitting_trials_match_single_runs(remedy):
+    stacked = R.overfitting_trials(remedy, seeds=[0, 3])
+    for k, seed in enumerate([0, 3]):
+        one = R.overfitting_experiment(remedy, seed=seed)
+        for key in R.OVERFITTING_KEYS:
+            assert stacked[k][key] == pytest.approx(one[key], abs=1e-6), key
+
+
+def test_distributed_trials_are_the_baseline():
+    base = R.gradient_trials("vanishing", seeds=[0, 1])
+    assert R.gradient_trials("vanishing", "distributed", seeds=[0, 1]) == base
+
+
+def test_trials_reject_bad_seeds():
+    with pytest.raises(ValueError, match="at least 2 distinct seeds"):
+        R.gradient_trials("exploding", seeds=[1])
+    with pytest.raises(ValueError, match="at least 2 distinct seeds"):
+        R.overfitting_trials(seeds=[2, 2])
+    with pytest.raises(ValueError, match=r"seeds\[i\] must be >= 0"):
+        R.overfitting_trials(seeds=[0, -1])
 
 
 def test_augmentation_is_deterministic_and_changes_training():
