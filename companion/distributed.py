@@ -115,8 +115,82 @@ def _set_grads(model: nn.Module, grads: dict[str, torch.Tensor]) -> None:
         p.grad = grads[n].clone()
 
 
-def _run_job(job: DataParallelJob, rank: int, world_size: int) -> DataParallelResult | None:
+def _gradients_at_start(ddp, model, xr, yr, loss_fn: str, world_size: int):
+    """Rank's local gradient, every rank's local norm, and DDP's averaged gradient (step 0)."""
     import torch.distributed as dist
+
+    # 1. Local gradient: no_sync() skips DDP's all-reduce for this backward.
+    with ddp.no_sync():
+        _loss(loss_fn, ddp(xr), yr).backward()
+    local = _grads(model)
+    local_norm = torch.nn.utils.get_total_norm(list(local.values())).reshape(1)
+    gathered = [torch.zeros_like(local_norm) for _ in range(world_size)]
+    dist.all_gather(gathered, local_norm)
+    ddp.zero_grad(set_to_none=True)
+    # 2. DDP's gradient: the all-reduce (a mean over ranks) runs inside backward().
+    _loss(loss_fn, ddp(xr), yr).backward()
+    return local, torch.cat(gathered).tolist(), _grads(model)
+
+
+def _clip_both_orders(model, local, clip_norm: float, world_size: int):
+    """The averaged gradient clipped (right), and the average of per-rank clipped ones (wrong)."""
+    import torch.distributed as dist
+
+    params = list(model.parameters())
+    # Right: clip the averaged gradient (now in p.grad), the same on every rank.
+    torch.nn.utils.clip_grad_norm_(params, clip_norm)
+    clipped_after = _grads(model)
+    # Wrong: each rank clips its local gradient, then the clipped ones are averaged.
+    _set_grads(model, local)
+    torch.nn.utils.clip_grad_norm_(params, clip_norm)
+    for p in params:
+        dist.all_reduce(p.grad)
+        p.grad /= world_size
+    return clipped_after, _grads(model)
+
+
+def _train(ddp, model, xr, yr, job: DataParallelJob, world_size: int):
+    """Plain SGD (no momentum) for ``job.steps`` steps, clipping after the all-reduce.
+
+    Returns the global losses, total gradient norms, per-matrix norms and the divergence step.
+    """
+    import torch.distributed as dist
+
+    params = list(model.parameters())
+    weights = [p for p in params if p.dim() >= 2]
+    losses: list[float] = []
+    norms: list[float] = []
+    weight_norms: list[list[float]] = []
+    for step in range(job.steps):
+        ddp.zero_grad(set_to_none=True)
+        loss = _loss(job.loss_fn, ddp(xr), yr)
+        loss.backward()
+        layer_norms = torch.stack([w.grad.norm() for w in weights])  # before clipping
+        if job.clip_norm is not None:
+            norm = torch.nn.utils.clip_grad_norm_(params, job.clip_norm)
+        else:
+            norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+        global_loss = loss.detach().clone()
+        dist.all_reduce(global_loss)
+        global_loss /= world_size
+        # One host sync per step: loss, total norm and per-matrix norms together.
+        values = torch.cat([global_loss.reshape(1), norm.reshape(1).to(global_loss.dtype),
+                            layer_norms.to(global_loss.dtype)]).tolist()
+        losses.append(values[0])
+        norms.append(values[1])
+        weight_norms.append(values[2:])
+        # Every rank sees the same averaged loss and norm, so all stop together.
+        if not (math.isfinite(losses[-1]) and math.isfinite(norms[-1])):
+            return losses, norms, weight_norms, step
+        # Plain SGD, p <- p - lr * grad, written out: torch.optim's first use imports
+        # torch._dynamo, which costs each fresh process seconds.
+        with torch.no_grad():
+            for p in params:
+                p.add_(p.grad, alpha=-job.lr)
+    return losses, norms, weight_norms, None
+
+
+def _run_job(job: DataParallelJob, rank: int, world_size: int) -> DataParallelResult | None:
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     model = job.model
@@ -124,84 +198,26 @@ def _run_job(job: DataParallelJob, rank: int, world_size: int) -> DataParallelRe
     xr = job.X[rank * shard : (rank + 1) * shard]
     yr = job.y[rank * shard : (rank + 1) * shard]
     ddp = DDP(model)  # broadcasts rank 0's weights: every rank starts identical
-    params = list(model.parameters())
-
-    # 1. Local gradient: no_sync() skips DDP's all-reduce for this backward.
-    with ddp.no_sync():
-        _loss(job.loss_fn, ddp(xr), yr).backward()
-    local = _grads(model)
-    local_norm = torch.nn.utils.get_total_norm(list(local.values())).reshape(1)
-    gathered = [torch.zeros_like(local_norm) for _ in range(world_size)]
-    dist.all_gather(gathered, local_norm)
-    ddp.zero_grad(set_to_none=True)
-
-    # 2. DDP's gradient: the all-reduce (a mean over ranks) runs inside backward().
-    _loss(job.loss_fn, ddp(xr), yr).backward()
-    averaged = _grads(model)
+    local, local_norms, averaged = _gradients_at_start(ddp, model, xr, yr, job.loss_fn, world_size)
     grad_norm = torch.nn.utils.get_total_norm(list(averaged.values()))
-
     clipped_after = clipped_before = None
     if job.clip_norm is not None:
-        # Right: clip the averaged gradient, the same on every rank.
-        torch.nn.utils.clip_grad_norm_(params, job.clip_norm)
-        clipped_after = _grads(model)
-        # Wrong: each rank clips its local gradient, then the clipped ones are averaged.
-        _set_grads(model, local)
-        torch.nn.utils.clip_grad_norm_(params, job.clip_norm)
-        for p in params:
-            dist.all_reduce(p.grad)
-            p.grad /= world_size
-        clipped_before = _grads(model)
+        clipped_after, clipped_before = _clip_both_orders(model, local, job.clip_norm, world_size)
     ddp.zero_grad(set_to_none=True)
-
-    # 3. Optional training: plain SGD (no momentum), clipping after the all-reduce.
-    losses: list[float] = []
-    step_norms: list[float] = []
-    step_layer_norms: list[list[float]] = []
-    weights = [p for p in params if p.dim() >= 2]
-    diverged = None
-    if job.steps:
-        for step in range(job.steps):
-            ddp.zero_grad(set_to_none=True)
-            loss = _loss(job.loss_fn, ddp(xr), yr)
-            loss.backward()
-            layer_norms = torch.stack([w.grad.norm() for w in weights])  # before clipping
-            if job.clip_norm is not None:
-                norm = torch.nn.utils.clip_grad_norm_(params, job.clip_norm)
-            else:
-                norm = torch.nn.utils.get_total_norm([p.grad for p in params])
-            global_loss = loss.detach().clone()
-            dist.all_reduce(global_loss)
-            global_loss /= world_size
-            # One host sync per step: loss, total norm and per-matrix norms together.
-            values = torch.cat([global_loss.reshape(1), norm.reshape(1).to(global_loss.dtype),
-                                layer_norms.to(global_loss.dtype)]).tolist()
-            losses.append(values[0])
-            step_norms.append(values[1])
-            step_layer_norms.append(values[2:])
-            # Every rank sees the same averaged loss and norm, so all stop together.
-            if not (math.isfinite(losses[-1]) and math.isfinite(step_norms[-1])):
-                diverged = step
-                break
-            # Plain SGD, p <- p - lr * grad, written out: torch.optim's first use imports
-            # torch._dynamo, which costs each fresh process seconds.
-            with torch.no_grad():
-                for p in params:
-                    p.add_(p.grad, alpha=-job.lr)
-
+    losses, norms, weight_norms, diverged = _train(ddp, model, xr, yr, job, world_size) if job.steps else ([], [], [], None)
     if rank != 0:
         return None
     return DataParallelResult(
         world_size=world_size,
-        local_grad_norms=torch.cat(gathered).tolist(),
+        local_grad_norms=local_norms,
         grad_norm=grad_norm.item(),
         grads=averaged,
         local_grads=local,
         clipped_after=clipped_after,
         clipped_before=clipped_before,
         losses=losses,
-        step_grad_norms=step_norms,
-        step_weight_grad_norms=step_layer_norms,
+        step_grad_norms=norms,
+        step_weight_grad_norms=weight_norms,
         diverged_step=diverged,
         state_dict={k: v.detach().clone() for k, v in model.state_dict().items()},
     )
