@@ -81,9 +81,12 @@ robustness-check: $(STAMP) $(IPYTHON_CONFIG)
 
 test: unit book notebooks-check robustness-check browser-check
 
-# For authors: execute and time one chapter without building the book, e.g. make chapter CH=book/part1/01_exploding_vanishing.md
+# For authors: execute and time one edited chapter, then update the site around it (an incremental
+# build that finds the chapter already executed: seconds), e.g.
+#   make chapter CH=book/part1/01_exploding_vanishing.md        (SITE=0: only execute and time it)
 chapter: $(STAMP) $(IPYTHON_CONFIG)
-	$(BIN)/python scripts/run_chapter.py $(CH)
+	test -n "$(CH)" || { echo "usage: make chapter CH=book/partN/NN_slug.md [SITE=0]" >&2; exit 2; }
+	$(BIN)/python scripts/chapter_site.py $(CH) $(if $(filter 0,$(SITE)),--no-site,)
 
 # For readers: every chapter as a plain .ipynb in notebooks/ (the same files the site offers):
 # the build's numbers in the text, plain Markdown, no myst_nb; runs in any Jupyter with only the
