@@ -167,3 +167,25 @@ def test_augmentation_is_deterministic_and_changes_training():
     a = R.overfitting_experiment("augmentation", seed=0)
     assert a == R.overfitting_experiment("augmentation", seed=0)
     assert a != R.overfitting_experiment(seed=0)
+
+
+def test_stacked_early_stopping_matches_fit():
+    # lr = 2 makes the validation loss rise within a few steps, so patience 3 stops every member;
+    # oracle: companion.training.fit on each seed alone (stopped epoch, restored weights' accuracy).
+    import dataclasses
+
+    import torch
+
+    config = dataclasses.replace(R.base_config("overfitting"), lr=2.0, patience=3)
+    data = R._data(config, torch.device("cpu"))
+    ens = R._ensemble(config, [0, 3], torch.device("cpu"))
+    diverged, _, stopped = R._train_ensemble(ens, data, config, [0, 3])
+    assert diverged == [None, None] and max(stopped) < config.steps
+    with torch.no_grad():
+        test = (R._stacked_forward(ens.params, data.test[0], config, training=False).argmax(-1)
+                == data.test[1]).float().mean(1).tolist()
+    for k, seed in enumerate([0, 3]):
+        model = R._model(config, seed, torch.device("cpu"))
+        history = R._train(model, data, config, seed)
+        assert stopped[k] == history.stopped_epoch
+        assert test[k] == pytest.approx(R._accuracies(model, data)[1], abs=1e-6)
