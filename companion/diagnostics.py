@@ -8,8 +8,7 @@ of a network's input-output Jacobian.
 
 Two names, two quantities: :func:`weight_grad_norms` returns :math:`g_\\ell`, one norm per
 weight matrix (the book's per-layer gradient norm); :func:`parameter_grad_norms` returns one
-norm per *parameter*, biases and normalization scales included, by name
-(``layer_grad_norms`` is its old name, kept as an alias).
+norm per *parameter*, biases and normalization scales included, by name.
 
 The per-step tools never copy a number to the host: norms are stacked on the device
 and transferred once, when read (a ``.item()`` per layer would stall a GPU pipeline
@@ -120,9 +119,6 @@ def parameter_grad_norms(model: nn.Module) -> dict[str, float]:
     values = grad_norms([g for _, g in named])
     return dict(zip([n for n, _ in named], values.tolist()))  # the one host sync
 
-
-#: Old name of :func:`parameter_grad_norms` (one norm per *parameter*, biases included).
-layer_grad_norms = parameter_grad_norms
 
 
 def weight_grad_norms(model: nn.Module) -> torch.Tensor:

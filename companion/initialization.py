@@ -43,9 +43,6 @@ __all__ = [
 
 #: Activation names, the same as :data:`companion.models.ACTIVATIONS`.
 ACTIVATIONS = _models.ACTIVATIONS
-# Re-exported from companion.models, where the models and the activation table live.
-activation_function = _models.activation_function
-ResidualMLP = _models.ResidualMLP
 
 
 def fan_in_fan_out(weight: torch.Tensor) -> tuple[int, int]:
@@ -141,7 +138,7 @@ def gaussian_moments(
     Returns:
         ``(m_phi, m_dphi)`` as floats.
     """
-    fn = activation_function(activation)
+    fn = _models.activation_function(activation)
     q = check_positive("variance", variance)
     points = check_int("points", points, minimum=2)
     if points % 2:

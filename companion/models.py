@@ -514,12 +514,6 @@ class ResidualMLP(_Stack):
         """:math:`W_\\text{out}`."""
         return self.linears[-1]
 
-    # Old names, kept so that existing code runs: inp, w1, w2, out.
-    inp = input_layer
-    w1 = branch_in
-    w2 = branch_out
-    out = output_layer
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``[batch, in_features]`` to ``[batch, out_features]`` (input checked as in :class:`MLP`)."""
         self._check_input(x)

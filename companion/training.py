@@ -59,8 +59,7 @@ class DivergenceError(RuntimeError):
             that step's update was *not* applied.
         loss: the data loss at that step (may be ``nan`` or ``inf``).
         grad_norm: the total gradient 2-norm at that step, before clipping.
-        parameter_norms: parameter name -> gradient 2-norm at that step (biases too);
-            ``layer_norms`` is its old name.
+        parameter_norms: parameter name -> gradient 2-norm at that step (biases too).
     """
 
     def __init__(self, step: int, loss: float, grad_norm: float, parameter_norms: dict[str, float]):
@@ -76,11 +75,6 @@ class DivergenceError(RuntimeError):
             " initialization, or clip the gradient norm; fit(..., on_divergence='record')"
             " records the step instead of raising."
         )
-
-    @property
-    def layer_norms(self) -> dict[str, float]:
-        """Old name of :attr:`parameter_norms`."""
-        return self.parameter_norms
 
 
 def _sort_key(value: float) -> float:

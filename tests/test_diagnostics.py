@@ -15,7 +15,6 @@ from companion.diagnostics import (
     GradientMonitor,
     activation_stats,
     jacobian_singular_values,
-    layer_grad_norms,
     parameter_grad_norms,
     weight_grad_norms,
 )
@@ -39,22 +38,21 @@ def _model_with_grads(depth=4, width=16, activation="tanh"):
 def test_parameter_grad_norms_match_direct_norms():
     model = _model_with_grads()
     got = parameter_grad_norms(model)
-    assert layer_grad_norms(model) == got  # the old name, kept as an alias
     expected = {n: p.grad.norm().item() for n, p in model.named_parameters()}
     assert list(got) == list(expected)  # every parameter, in named_parameters() order
     for name in expected:
         assert got[name] == pytest.approx(expected[name], rel=1e-5)
 
 
-def test_layer_grad_norms_skips_parameters_without_grad():
+def test_parameter_grad_norms_skips_parameters_without_grad():
     model = _model_with_grads()
     model.linears[0].bias.grad = None
-    assert "linears.0.bias" not in layer_grad_norms(model)
+    assert "linears.0.bias" not in parameter_grad_norms(model)
 
 
-def test_layer_grad_norms_requires_backward():
+def test_parameter_grad_norms_requires_backward():
     with pytest.raises(RuntimeError, match=r"call backward\(\) first"):
-        layer_grad_norms(mlp(3, 2, depth=2, width=4))
+        parameter_grad_norms(mlp(3, 2, depth=2, width=4))
 
 
 def test_weight_grad_norms_order_and_values():

@@ -92,7 +92,7 @@ def test_gaussian_moments_vs_monte_carlo(activation):
     # 1e6 samples: Monte Carlo relative error about 0.2 %, tolerance 1 %
     q = 1.7
     z = (torch.randn(1_000_000, dtype=torch.float64) * math.sqrt(q)).requires_grad_()
-    phi = ini.activation_function(activation)(z)
+    phi = models.activation_function(activation)(z)
     (dphi,) = torch.autograd.grad(phi.sum(), z)
     m, d = ini.gaussian_moments(activation, q)
     assert m == pytest.approx((phi.detach() ** 2).mean().item(), rel=0.01)

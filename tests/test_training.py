@@ -98,7 +98,7 @@ def test_divergence_raises_with_the_step_and_does_not_apply_the_bad_update():
     error = info.value
     assert error.step > 0
     assert not (math.isfinite(error.loss) and math.isfinite(error.grad_norm))
-    assert f"step {error.step}" in str(error) and "weight" in error.parameter_norms and error.layer_norms is error.parameter_norms
+    assert f"step {error.step}" in str(error) and "weight" in error.parameter_norms
     # The step that produced the non-finite value was not applied... but earlier ones may be huge, never NaN.
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
