@@ -68,11 +68,12 @@ notebooks-check: $(STAMP) $(IPYTHON_CONFIG)
 	$(BIN)/python -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
 	    -n 2 --dist loadfile $$notebooks
 
-# Every built page in headless Chromium: console errors, HTTP errors, requests leaving the site,
-# broken images, untypeset math, solutions not collapsed; plus an href/src/#anchor check of the
-# whole site. Screenshots in _build/screenshots/. Without Chromium: fails if CI=true, else skips loudly.
+# Every built page in headless Chromium driven by Playwright, one test per page: console errors,
+# HTTP errors, requests leaving the site, broken images, untypeset math, solutions not collapsed;
+# plus an href/src/#anchor check of the whole site. Screenshots in _build/screenshots/.
+# Without Chromium: fails if CI=true, else skips loudly.
 browser-check: $(STAMP)
-	$(BIN)/python scripts/browser_check.py _build/html
+	SITE_DIR=_build/html $(BIN)/python -m pytest scripts/test_site.py -q -p no:cacheprovider -n 2
 
 # Every chapter again on other random draws (COMPANION_SEED_OFFSET=1000) with other float32
 # kernels (MKL_CBWR=COMPATIBLE, ATEN_CPU_CAPABILITY=default): its assertions must still hold.

@@ -1,0 +1,193 @@
+"""The built site as a reader sees it: every page opened in headless Chromium (Playwright).
+
+Run by ``make browser-check`` (part of ``make test``)::
+
+    SITE_DIR=_build/html python -m pytest scripts/test_site.py
+
+Two link/figure tests read the HTML files (no browser). Then one test per page: the site
+is served on 127.0.0.1 and the system Chromium (Debian's ``chromium``; ``CHROMIUM=path``
+to choose another) opens the page through Playwright. A page fails on
+
+- a console error or an uncaught JavaScript exception;
+- a request that failed or answered >= 400 (a 404 of a link, script, image or font);
+- a request to any host other than the local server (the site must work offline);
+- an image that did not load;
+- a math element that MathJax did not typeset, or typeset as an error;
+- an exercise solution visible before its toggle is clicked, or a toggle that does not
+  reveal it (checked on the first solution of each page).
+
+A screenshot of each page (first 1280x2400 pixels) goes to ``_build/screenshots/``.
+Without Chromium the browser tests fail when ``CI=true`` and are skipped loudly otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from site_pages import check_figures, check_links, html_pages, serve  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SITE = Path(os.environ.get("SITE_DIR", ROOT / "_build" / "html")).resolve()
+SCREENSHOTS = SITE.parent / "screenshots"
+WIDTH, MAX_HEIGHT = 1280, 2400
+PAGES = [p.relative_to(SITE).as_posix() for p in html_pages(SITE)] if SITE.is_dir() else []
+
+# What the page reports once MathJax and the fonts are ready.
+PAGE_PROBE = """
+async () => {
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) { await MathJax.startup.promise; }
+  if (document.fonts && document.fonts.ready) { await document.fonts.ready; }
+  const math = [...document.querySelectorAll('span.math, div.math')];
+  const untypeset = math.filter(el => !el.querySelector('mjx-container'));
+  const errors = [...document.querySelectorAll('mjx-merror, [data-mjx-error]')];
+  // sphinx-exercise solutions (CONTRIBUTING.md: :class: dropdown) must start collapsed ...
+  const solutions = [...document.querySelectorAll('div.solution')];
+  const body = el => [...el.children].filter(
+    child => !child.classList.contains('admonition-title') && child.tagName !== 'BUTTON');
+  const open = solutions.filter(el => body(el).some(child => child.offsetHeight > 0));
+  // ... and open when their toggle is clicked (the first one, then closed again).
+  let toggleWorks = null;
+  if (solutions.length) {
+    const button = solutions[0].querySelector('button');
+    toggleWorks = false;
+    if (button) {
+      button.click();
+      await new Promise(resolve => setTimeout(resolve, 300));
+      toggleWorks = body(solutions[0]).some(child => child.offsetHeight > 0);
+      button.click();
+      await new Promise(resolve => setTimeout(resolve, 300));
+    }
+  }
+  return {
+    hasMath: math.length > 0,
+    mathjax: !!window.MathJax,
+    untypeset: untypeset.slice(0, 3).map(el => el.textContent.slice(0, 80)),
+    untypesetCount: untypeset.length,
+    mathErrors: errors.slice(0, 3).map(el => (el.getAttribute('data-mjx-error') || el.textContent).slice(0, 80)),
+    brokenImages: [...document.images].filter(img => !img.complete || img.naturalWidth === 0)
+                                      .map(img => img.getAttribute('src')),
+    openSolutions: open.map(el => el.id),
+    toggleWorks: toggleWorks,
+    height: Math.ceil(document.documentElement.scrollHeight),
+  };
+}
+"""
+
+
+def test_site_is_built():
+    assert (SITE / "index.html").is_file(), f"no built site at {SITE}: run `make book` first"
+
+
+def test_internal_links_resolve():
+    problems = check_links(SITE)
+    assert not problems, "broken internal links:\n" + "\n".join(problems)
+
+
+def test_named_figures_are_on_their_pages():
+    problems = check_figures(SITE)
+    assert not problems, "\n".join(problems)
+
+
+def _chromium() -> str:
+    for name in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    reason = "Chromium not found (apt-get install -y chromium, or CHROMIUM=/path/to/chrome)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason}; CI=true, so the browser check cannot be skipped")
+    print(f"\n{'!' * 78}\n!!! BROWSER CHECK SKIPPED: {reason}\n!!! Pages were NOT opened in a "
+          f"browser: math, images, console errors unchecked.\n{'!' * 78}", file=sys.stderr)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[tuple[object, str]]:
+    executable = _chromium()
+    from playwright.sync_api import sync_playwright
+
+    with serve(SITE) as base, sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            yield chromium, base
+        finally:
+            chromium.close()
+
+
+def _watch(page, base: str) -> list[str]:
+    """Subscribe to the page's events; the returned list fills with what a reader would see broken."""
+    problems: list[str] = []
+    icon = f"{base}/favicon.ico"  # the browser asks for it by itself; the site declares none
+
+    def request(req):
+        if req.url != icon and not req.url.startswith((base + "/", "data:", "blob:", "about:")):
+            problems.append(f"request outside the site (must work offline): {req.url}")
+
+    def response(resp):
+        if resp.status >= 400 and resp.url != icon:
+            problems.append(f"HTTP {resp.status}: {resp.url}")
+
+    def failed(req):
+        if req.url != icon:
+            problems.append(f"request failed ({req.failure}): {req.url}")
+
+    def console(message):
+        if message.type in ("error", "assert") and icon not in (message.location or {}).get("url", ""):
+            problems.append(f"console {message.type}: {message.text[:200]}")
+
+    page.on("request", request)
+    page.on("response", response)
+    page.on("requestfailed", failed)
+    page.on("console", console)
+    page.on("pageerror", lambda error: problems.append(f"uncaught exception: {str(error)[:200]}"))
+    return problems
+
+
+def _probe(page) -> dict:
+    """Run PAGE_PROBE; a page that redirects (index.html's meta refresh) is probed where it lands."""
+    from playwright.sync_api import Error
+
+    for _ in range(3):
+        try:
+            return page.evaluate(PAGE_PROBE)
+        except Error as error:
+            if "context was destroyed" not in str(error):
+                raise
+            page.wait_for_load_state("load")
+    return page.evaluate(PAGE_PROBE)
+
+
+@pytest.mark.parametrize("relative", PAGES)
+def test_page_shows_no_problem(browser, relative):
+    chromium, base = browser
+    page = chromium.new_page(viewport={"width": WIDTH, "height": 900})
+    try:
+        problems = _watch(page, base)
+        page.goto(f"{base}/{relative}", wait_until="load", timeout=60_000)
+        info = _probe(page)
+        page.wait_for_timeout(200)  # late console messages and font requests
+        if info["hasMath"] and not info["mathjax"]:
+            problems.append("page has math but MathJax did not load")
+        if info["untypesetCount"]:
+            problems.append(f"{info['untypesetCount']} math element(s) not typeset, e.g. {info['untypeset']}")
+        if info["mathErrors"]:
+            problems.append(f"MathJax error(s): {info['mathErrors']}")
+        if info["openSolutions"]:
+            problems.append(f"solution(s) visible without clicking their toggle: {info['openSolutions']}")
+        if info["toggleWorks"] is False:
+            problems.append("the first solution's toggle does not reveal it (no button, or nothing shown)")
+        problems += [f"image did not load: {src}" for src in info["brokenImages"]]
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.set_viewport_size({"width": WIDTH, "height": min(max(info["height"], 900), MAX_HEIGHT)})
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=SCREENSHOTS / (relative.removesuffix(".html").replace("/", "__") + ".png"))
+    finally:
+        page.close()
+    problems = list(dict.fromkeys(problems))  # a 404 is reported by several events: once is enough
+    assert not problems, f"{relative}:\n  " + "\n  ".join(problems)
