@@ -37,37 +37,65 @@ def test_baselines_show_their_problem():
     assert exploding["ratio_init"] > 100 and vanishing["ratio_init"] < 1e-6
     assert exploding["diverged_step"] is None
     assert math.isfinite(exploding["loss_final"])
+    assert len(exploding["ratios"]) == R.GRADIENT_STEPS
+    # The exploding net saturates: its ratio collapses far below 1 during training, and it does not train.
+    assert R.median_ratio(exploding) < 0.1 and not R.trains(exploding) and not R.balanced(vanishing)
     over = R.overfitting_experiment()
     assert tuple(over) == R.OVERFITTING_KEYS
     assert over["train_accuracy"] == 1.0 and over["gap"] > 0.1
     assert over == R.overfitting_experiment()
 
 
-def test_lr_does_not_change_initial_ratio():
+def test_lr_and_clipping_do_not_change_initial_ratio():
+    # Same initial weights: rho at step 0 is the same; what differs is the trajectory after it.
     base = R.gradient_experiment("exploding")
-    slow = R.gradient_experiment("exploding", "learning_rate")
-    assert slow["ratio_init"] == base["ratio_init"]
-    assert slow["loss_init"] == base["loss_init"]
+    for remedy in ("learning_rate", "clipping"):
+        other = R.gradient_experiment("exploding", remedy)
+        assert other["ratio_init"] == base["ratio_init"]
+        assert other["loss_init"] == base["loss_init"]
+        assert other["ratios"][5:] != base["ratios"][5:]
 
 
-def _g(ratio, loss_final, loss_init=2.0, diverged=None):
-    return {"ratio_init": ratio, "loss_init": loss_init, "loss_final": loss_final,
-            "loss_change": loss_final / loss_init, "diverged_step": diverged}
+def _g(ratio, loss_final, accuracy=0.13, loss_init=2.0, diverged=None, ratios=None):
+    """A fake gradient result; ``ratio`` is rho at every one of 5 steps unless ``ratios`` is given."""
+    ratios = [ratio] * 5 if ratios is None else ratios
+    return {"ratio_init": ratios[0], "ratios": ratios, "loss_init": loss_init, "loss_final": loss_final,
+            "train_accuracy": accuracy, "diverged_step": diverged}
+
+
+def test_median_ratio_against_sorted_logs():
+    # Oracle: the middle of the sorted ratios (odd count), the geometric mean of the middle two (even).
+    assert R.median_ratio(_g(0, 0, ratios=[1e3, 1e-12, 2.0, 0.5, 30.0])) == pytest.approx(2.0)
+    assert R.median_ratio(_g(0, 0, ratios=[100.0, 1.0, 0.01, 1e4])) == pytest.approx(10.0)
+    assert R.median_ratio(_g(0, 0, ratios=[0.0, 0.0, 5.0])) == 0.0              # underflowed gradient
+    assert R.median_ratio(_g(0, 0, ratios=[0.5, math.nan, 2.0, 0.7])) == pytest.approx(0.7)  # NaN left out
+    assert math.isnan(R.median_ratio(_g(0, 0, ratios=[math.nan])))
+    with pytest.raises(ValueError, match="ratios"):
+        R.median_ratio({"ratios": 3.0})
+
+
+def test_trains_and_balanced():
+    assert R.trains(_g(1.0, 1.0, accuracy=R.TRAIN_ACCURACY_BAR)) and not R.trains(_g(1.0, 1.0, accuracy=0.2))
+    assert not R.trains(_g(1.0, math.inf, accuracy=math.nan, diverged=2))
+    assert R.balanced(_g(0.1, 1.0)) and R.balanced(_g(10.0, 1.0)) and not R.balanced(_g(11.0, 1.0))
+    # balanced is judged over the whole run, not at step 0: 1000 at step 0, then near 1
+    assert R.balanced(_g(0, 1.0, ratios=[1000.0, 3.0, 1.0, 0.5, 0.3]))
+    assert not R.balanced(_g(0, 1.0, ratios=[2.0, 1e-3, 1e-8, 1e-12, 1e-13]))  # collapses after step 0
 
 
 def test_classify_gradient_rules():
-    base = _g(1000.0, 1.5)
-    assert R.classify_gradient("exploding", base, _g(2.0, 1.0)) == "fixes"
-    assert R.classify_gradient("exploding", base, _g(0.2, 2.0)) == "fixes"      # loss not judged
-    assert R.classify_gradient("exploding", base, _g(50.0, 1.5)) == "partly"    # 20x closer to 1
-    assert R.classify_gradient("exploding", base, _g(1000.0, 1.0)) == "no effect"
-    assert R.classify_gradient("exploding", base, _g(400.0, 1.5)) == "no effect"
-    assert R.classify_gradient("exploding", base, _g(5000.0, 1.5)) == "makes worse"
-    assert R.classify_gradient("exploding", base, _g(1.0, math.inf, diverged=3)) == "makes worse"
-    vanishing = _g(1e-8, 2.0)
-    assert R.classify_gradient("vanishing", vanishing, _g(1e-5, 2.0)) == "partly"
-    assert R.classify_gradient("vanishing", vanishing, _g(1e-9, 2.0)) == "makes worse"
-    assert R.classify_gradient("vanishing", vanishing, _g(5e-9, 2.0)) == "no effect"
+    base = _g(1e-10, 2.3, ratios=[500.0, 1e-3, 1e-8, 1e-10, 1e-12])   # exploding, then collapsed; chance
+    assert R.classify_gradient("exploding", base, _g(2.0, 1.5, accuracy=0.4)) == "fixes"
+    assert R.classify_gradient("exploding", base, _g(2.0, 2.3)) == "partly"                 # balanced only
+    assert R.classify_gradient("exploding", base, _g(1e-6, 1.8, accuracy=0.3)) == "partly"  # trains only
+    assert R.classify_gradient("exploding", base, _g(1e-6, 2.3)) == "no effect"
+    assert R.classify_gradient("exploding", base, _g(400.0, 5.0)) == "makes worse"          # loss > 1.25 x base
+    assert R.classify_gradient("exploding", base, _g(1.0, 2.8)) == "partly"                 # 1.22 x: not worse
+    assert R.classify_gradient("exploding", base, _g(1.0, math.inf, math.nan, diverged=3)) == "makes worse"
+    assert R.classify_gradient("exploding", base, base) == "no effect"
+    good = _g(1.0, 1.0, accuracy=0.5)                      # a baseline that already trains and is balanced
+    assert R.classify_gradient("vanishing", good, _g(1.0, 1.1, accuracy=0.5)) == "fixes"
+    assert R.classify_gradient("vanishing", good, _g(1e-5, 1.1, accuracy=0.5)) == "no effect"  # no improvement
 
 
 def _o(train, test):
@@ -103,19 +131,20 @@ def test_bad_arguments():
 
 
 def test_verdict_markdown_from_fake_results():
-    g, o = _g(100.0, 1.0), _o(1.0, 0.8)
-    results = {"baseline": {"exploding": [g, g], "vanishing": [_g(1e-6, 1.0)] * 2, "overfitting": [o, o]}}
+    g, o = _g(100.0, 2.3), _o(1.0, 0.8)
+    results = {"baseline": {"exploding": [g, g], "vanishing": [_g(1e-6, 2.3)] * 2, "overfitting": [o, o]}}
     for remedy in R.REMEDIES:
-        results[remedy] = {"exploding": [_g(2.0, 1.0), _g(20.0, 1.0)],
-                           "vanishing": [_g(1e-6, 1.0, diverged=4), _g(1e-6, 1.0)],
+        results[remedy] = {"exploding": [_g(2.0, 1.0, accuracy=0.5), _g(2.0, 2.3, accuracy=0.2)],
+                           "vanishing": [_g(1e-6, math.inf, math.nan, diverged=4), _g(1e-6, 2.3)],
                            "overfitting": [_o(1.0, 0.9), _o(1.0, 0.9)]}
     table = R.verdicts(results)
     assert table["clipping"] == {"exploding": ["fixes", "partly"], "vanishing": ["makes worse", "no effect"],
                                  "overfitting": ["fixes", "fixes"]}
     text = R.verdict_markdown(results)
     assert text.count("\n") == 12
-    assert "**fixes** 1/2, partly 1 (ρ 2–20)" in text           # ties: the order of VERDICTS
-    assert "NaN 1/2" in text and "**fixes** 2/2 (test 90%, gap 10)" in text
+    # ties: the order of VERDICTS
+    assert "**fixes** 1/2, partly 1 (trains 1/2 (acc 20–50%), balanced 2/2 (median ρ 2))" in text
+    assert "NaN 1/2 at step 4" in text and "**fixes** 2/2 (test 90%, gap 10)" in text
 
 
 def test_majority():
@@ -134,10 +163,14 @@ def test_gradient_trials_match_single_runs(setting, remedy):
     for k, seed in enumerate([0, 3]):
         one = R.gradient_experiment(setting, remedy, seed=seed)
         assert stacked[k]["ratio_init"] == pytest.approx(one["ratio_init"], rel=1e-4)
+        assert stacked[k]["ratios"][:2] == pytest.approx(one["ratios"][:2], rel=1e-3, nan_ok=True)
+        if remedy != "early_stopping":  # where it stops depends on the later, chaotic steps
+            steps = R.GRADIENT_STEPS if one["diverged_step"] is None else one["diverged_step"] + 1
+            assert len(stacked[k]["ratios"]) == len(one["ratios"]) == steps
         assert stacked[k]["loss_init"] == pytest.approx(one["loss_init"], rel=1e-5)
         assert stacked[k]["diverged_step"] == one["diverged_step"]
-        # loss_final is not compared: 10 steps of this chaotic network amplify the rounding
-        # differences of a batched matrix product into visibly different losses.
+        # Later steps are not compared: this chaotic network amplifies the rounding
+        # differences of a batched matrix product into visibly different trajectories.
 
 
 @pytest.mark.parametrize("remedy", [None, "l1_l2", "learning_rate", "smaller_network", "data_normalization"])
@@ -179,7 +212,8 @@ def test_stacked_early_stopping_matches_fit():
     config = dataclasses.replace(R.base_config("overfitting"), lr=2.0, patience=3)
     data = R._data(config, torch.device("cpu"))
     ens = R._ensemble(config, [0, 3], torch.device("cpu"))
-    diverged, _, stopped = R._train_ensemble(ens, data, config, [0, 3])
+    diverged, losses, stopped, ratios = R._train_ensemble(ens, data, config, [0, 3])
+    assert ratios.shape == losses.shape == (len(losses), 2)
     assert diverged == [None, None] and max(stopped) < config.steps
     with torch.no_grad():
         test = (R._stacked_forward(ens.params, data.test[0], config, training=False).argmax(-1)
