@@ -126,13 +126,13 @@ LABELS = {
 VERDICTS = ("fixes", "partly", "no effect", "makes worse")
 
 GRADIENT_KEYS = ("ratio_init", "ratios", "loss_init", "loss_final", "train_accuracy", "diverged_step")
-#: Full-batch SGD steps of the exploding and vanishing settings: the exploding baseline's ratio
-#: collapses within about 20 steps, and 40 steps of 22 configurations x 5 seeds fit the chapter's budget.
+#: Number of full-batch SGD steps in the exploding and vanishing settings. The exploding baseline's
+#: ratio collapses within about 20 steps, and 40 steps of 22 configurations x 5 seeds fit the chapter's budget.
 GRADIENT_STEPS = 40
-#: :func:`trains`: training accuracy (evaluation mode, after training) at least this (chance: 0.1;
-#: predicting the most frequent class of the 128 images: 0.13-0.15).
+#: The bar of :func:`trains`, a training accuracy measured in evaluation mode after training.
+#: Chance is 0.1, and predicting the most frequent class of the 128 images gives 0.13 to 0.15.
 TRAIN_ACCURACY_BAR = 0.25
-#: :func:`classify_gradient` "makes worse": final training loss above this factor times the baseline's.
+#: A final training loss above this factor times the baseline's is "makes worse" in :func:`classify_gradient`.
 LOSS_WORSE_FACTOR = 1.25
 OVERFITTING_KEYS = ("train_accuracy", "test_accuracy", "gap", "epochs_run")
 
