@@ -21,7 +21,7 @@ The ten remedies, in the article's order (:data:`REMEDIES`): ``activation`` (ReL
 the saturating activation, same weight scale), ``initialization`` (He/Kaiming normal with the
 activation's gain), ``learning_rate`` (divided by 10), ``dropout`` (:math:`p = 0.5` after every
 hidden activation), ``smaller_network`` (depth and width divided by 4), ``data_normalization``
-(standardized pixels), ``l1_l2`` (an L2 penalty :math:`\\tfrac{\\lambda}{2}\\lVert w\\rVert^2`; in
+(standardized pixels), ``l2`` (an L2 penalty :math:`\\tfrac{\\lambda}{2}\\lVert w\\rVert^2`; in
 the gradient settings :math:`\\lambda = 0.05/\\eta`, so that every step multiplies the weights by
 :math:`1 - \\eta\\lambda = 0.95`, the shrinkage of :math:`\\lambda = 1` at :math:`\\eta = 0.05` in the
 chapter on L1/L2 and explosion; :math:`\\lambda = 10^{-2}` against overfitting), ``early_stopping`` (patience 3 on the validation loss, best weights
@@ -32,7 +32,9 @@ whose full-batch gradient DDP reproduces) and ``clipping``
 of the images by up to one pixel (:mod:`companion.augment`), which the article describes as a
 regularizer but does not list.
 
-:func:`classify_gradient` and :func:`classify_overfitting` turn a result and its baseline
+:func:`gradient_experiment` and :func:`gradient_trials` return one :class:`GradientOutcome` per
+seed, :func:`overfitting_experiment` and :func:`overfitting_trials` one :class:`OverfittingOutcome`.
+:func:`classify_gradient` and :func:`classify_overfitting` turn an outcome and its baseline's
 into one of :data:`VERDICTS` by fixed, documented thresholds. The gradient verdict is about
 what training does: whether the network trains (:func:`trains`) and whether
 :math:`\\rho = g_1/g_{L+1}` stays balanced over the steps it trains (:func:`median_ratio`,
@@ -69,6 +71,9 @@ __all__ = [
     "SETTINGS",
     "VERDICTS",
     "Config",
+    "GradientOutcome",
+    "OverfittingOutcome",
+    "Outcome",
     "base_config",
     "apply_remedy",
     "gradient_experiment",
@@ -86,6 +91,7 @@ __all__ = [
     "overfitting_trials",
     "run_all",
     "LABELS",
+    "NAMES",
     "majority",
     "verdicts",
     "verdict_markdown",
@@ -99,7 +105,7 @@ REMEDIES = (
     "dropout",
     "smaller_network",
     "data_normalization",
-    "l1_l2",
+    "l2",
     "early_stopping",
     "distributed",
     "clipping",
@@ -116,16 +122,30 @@ LABELS = {
     "dropout": "4. dropout (p = 0.5)",
     "smaller_network": "5. smaller network (depth, width /4)",
     "data_normalization": "6. data normalization",
-    "l1_l2": "7. L2 penalty (weights ×0.95 per step; λ = 0.01 vs overfitting)",
+    "l2": "7. L2 penalty (weights ×0.95 per step; λ = 0.01 vs overfitting)",
     "early_stopping": "8. early stopping (patience 3)",
     "distributed": "9. distributed training (same gradient as 1 process)",
     "clipping": "10. gradient clipping (norm 1)",
     "augmentation": "extra: data augmentation (random shifts of 1 pixel)",
 }
+#: Short names of the remedies for running text, remedy key -> name (the label without its
+#: number and its parenthesis).
+NAMES = {
+    "activation": "ReLU instead of a saturating activation",
+    "initialization": "Xavier/He initialization",
+    "learning_rate": "smaller learning rate",
+    "dropout": "dropout",
+    "smaller_network": "smaller network",
+    "data_normalization": "data normalization",
+    "l2": "L2 penalty",
+    "early_stopping": "early stopping",
+    "distributed": "distributed training",
+    "clipping": "gradient clipping",
+    "augmentation": "augmentation",
+}
 #: The four possible verdicts of :func:`classify_gradient` and :func:`classify_overfitting`.
 VERDICTS = ("fixes", "partly", "no effect", "makes worse")
 
-GRADIENT_KEYS = ("ratio_init", "ratios", "loss_init", "loss_final", "train_accuracy", "diverged_step")
 #: Number of full-batch SGD steps in the exploding and vanishing settings. The exploding baseline's
 #: ratio collapses within about 20 steps, and 40 steps of 22 configurations x 5 seeds fit the chapter's budget.
 GRADIENT_STEPS = 40
@@ -134,7 +154,6 @@ GRADIENT_STEPS = 40
 TRAIN_ACCURACY_BAR = 0.25
 #: A final training loss above this factor times the baseline's is "makes worse" in :func:`classify_gradient`.
 LOSS_WORSE_FACTOR = 1.25
-OVERFITTING_KEYS = ("train_accuracy", "test_accuracy", "gap", "epochs_run")
 
 
 @dataclass(frozen=True)
@@ -155,7 +174,71 @@ class Config:
     patience: int | None = None
     clip_norm: float | None = None
     augment: bool = False
-    l2_remedy: float = 1e-2  # the strength the "l1_l2" remedy sets
+    l2_remedy: float = 1e-2  # the strength the "l2" remedy sets
+
+
+@dataclass(frozen=True)
+class GradientOutcome:
+    """What one training run of the exploding or vanishing setting measured (one seed).
+
+    :math:`\\rho = g_1/g_{L+1}` is the ratio of the Frobenius norms
+    :math:`g_\\ell = \\lVert\\partial\\mathcal L/\\partial W_\\ell\\rVert_F` of the data loss's gradient
+    at the first and the last weight matrix, before clipping and before a penalty's gradient
+    is added. Losses are mean cross-entropies in nats (chance: :math:`\\ln 10 \\approx 2.30`),
+    accuracies fractions in [0, 1].
+
+    Attributes:
+        ratio_init: :math:`\\rho` at step 0, the explosion (much above 1) or the vanishing
+            (much below 1) itself.
+        ratios: :math:`\\rho` at every step run, one entry per step in order, up to and
+            including a diverged step (that entry may be NaN); with early stopping, the steps
+            up to the stop.
+        loss_init: the training loss at step 0 (training mode, before the first update).
+        loss_final: the training loss of the trained network in evaluation mode (for early
+            stopping, with the restored best weights); infinite if training diverged.
+        train_accuracy: the training accuracy of the same network; NaN if training diverged.
+        diverged_step: the step (0-based) at which the loss became NaN or infinite, or None.
+    """
+
+    ratio_init: float
+    ratios: tuple[float, ...]
+    loss_init: float
+    loss_final: float
+    train_accuracy: float
+    diverged_step: int | None
+
+
+@dataclass(frozen=True)
+class OverfittingOutcome:
+    """What one training run of the overfitting setting measured (one seed).
+
+    Accuracies are fractions in [0, 1], measured in evaluation mode after training (for early
+    stopping, with the restored best weights).
+
+    Attributes:
+        train_accuracy: accuracy on the 50 training images.
+        test_accuracy: accuracy on the held-out test images.
+        gap: train_accuracy minus test_accuracy (multiply by 100 for percentage points).
+        epochs_run: full-batch SGD steps run (60 unless early stopping stopped sooner).
+    """
+
+    train_accuracy: float
+    test_accuracy: float
+    gap: float
+    epochs_run: int
+
+
+#: One seed's outcome, either kind (the values of the lists :func:`run_all` returns).
+Outcome = GradientOutcome | OverfittingOutcome
+
+
+def _overfitting_outcome(train: float, test: float, epochs_run: int) -> OverfittingOutcome:
+    return OverfittingOutcome(train_accuracy=train, test_accuracy=test, gap=train - test, epochs_run=epochs_run)
+
+
+def _check_outcome(name: str, value: object, kind: type) -> None:
+    if not isinstance(value, kind):
+        raise TypeError(f"{name} must be of type {kind.__name__}, got {type(value).__name__}")
 
 
 def base_config(setting: str) -> Config:
@@ -187,7 +270,7 @@ def apply_remedy(config: Config, remedy: str | None) -> Config:
         return replace(config, depth=max(1, config.depth // 4), width=max(1, config.width // 4))
     if remedy == "data_normalization":
         return replace(config, standardize=True)
-    if remedy == "l1_l2":
+    if remedy == "l2":
         return replace(config, l2=config.l2_remedy)
     if remedy == "early_stopping":
         return replace(config, patience=3)
@@ -242,18 +325,18 @@ def _train_loss(model: nn.Module, data) -> float:
 
 
 def _gradient_result(ratios: list[float], losses: list[float], diverged: int | None,
-                     loss_final: float, train_accuracy: float) -> dict:
+                     loss_final: float, train_accuracy: float) -> GradientOutcome:
     loss_final = loss_final if diverged is None and math.isfinite(loss_final) else math.inf
     if diverged is not None:
         ratios = ratios[:diverged + 1]  # the ratio at the step that diverged is still reported (may be NaN)
-    return {
-        "ratio_init": ratios[0],
-        "ratios": list(ratios),
-        "loss_init": losses[0],
-        "loss_final": loss_final,
-        "train_accuracy": train_accuracy if diverged is None else math.nan,
-        "diverged_step": diverged,
-    }
+    return GradientOutcome(
+        ratio_init=ratios[0],
+        ratios=tuple(ratios),
+        loss_init=losses[0],
+        loss_final=loss_final,
+        train_accuracy=train_accuracy if diverged is None else math.nan,
+        diverged_step=diverged,
+    )
 
 
 class _RatioMonitor:
@@ -273,7 +356,7 @@ def gradient_experiment(
     *,
     seed: int = 0,
     device: torch.device | str | None = None,
-) -> dict:
+) -> GradientOutcome:
     """Train the ``setting``'s network with one remedy and measure its gradients.
 
     Trains full-batch for ``config.steps`` steps (the companion's ``fit``, with
@@ -289,12 +372,7 @@ def gradient_experiment(
         device: where to run (default CPU).
 
     Returns:
-        A dict with the keys ``ratio_init`` (:math:`\\rho` at step 0: the explosion or
-        vanishing itself), ``ratios`` (:math:`\\rho` at every step run, up to and including a
-        diverged step), ``loss_init`` (the loss at step 0), ``loss_final`` (the training loss of
-        the trained model in evaluation mode; for early stopping the restored best weights;
-        ``inf`` if diverged), ``train_accuracy`` (same model, ``nan`` if diverged) and
-        ``diverged_step`` (an int or ``None``).
+        The run's :class:`GradientOutcome`.
     """
 
     setting = check_choice("setting", setting, ("exploding", "vanishing"))
@@ -338,7 +416,7 @@ def overfitting_experiment(
     *,
     seed: int = 0,
     device: torch.device | str | None = None,
-) -> dict:
+) -> OverfittingOutcome:
     """Train the overfitting setting's network with one remedy; measure train and test accuracy.
 
     Args:
@@ -347,9 +425,7 @@ def overfitting_experiment(
         device: where to run (default CPU).
 
     Returns:
-        ``{"train_accuracy", "test_accuracy", "gap": train - test, "epochs_run"}``, accuracies
-        in [0, 1] measured in evaluation mode after training (for early stopping: with the
-        restored best weights).
+        The run's :class:`OverfittingOutcome`.
     """
 
     if remedy == "distributed":
@@ -361,13 +437,12 @@ def overfitting_experiment(
     model = _model(config, seed, device)
     history = _train(model, data, config, seed)
     train, test = _accuracies(model, data)
-    return {"train_accuracy": train, "test_accuracy": test, "gap": train - test,
-            "epochs_run": history.stopped_epoch}
+    return _overfitting_outcome(train, test, history.stopped_epoch)
 
 
 def distributed_experiments(
     *, seed: int = 0, world_size: int = 2, start_method: str = "auto"
-) -> dict[str, dict]:
+) -> dict[str, Outcome]:
     """Run the three baselines data-parallel (real gloo DDP), in one start of the processes.
 
     Each rank gets an equal shard of the full batch; the gradient after the all-reduce is
@@ -378,9 +453,8 @@ def distributed_experiments(
     (a fraction of a second) on a POSIX machine without CUDA and spawns otherwise.
 
     Returns:
-        ``{"exploding": {...}, "vanishing": {...}}`` with the keys of
-        :func:`gradient_experiment`, and ``"overfitting"`` with those of
-        :func:`overfitting_experiment`.
+        A dict with the keys ``"exploding"`` and ``"vanishing"`` (each a
+        :class:`GradientOutcome`) and ``"overfitting"`` (an :class:`OverfittingOutcome`).
     """
     from .distributed import DataParallelJob, run_jobs
 
@@ -398,7 +472,7 @@ def distributed_experiments(
         jobs.append(DataParallelJob(copy.deepcopy(models[setting]), X[:usable], y[:usable],
                                     loss_fn="cross_entropy", steps=config.steps, lr=config.lr))
     results = dict(zip(SETTINGS, run_jobs(jobs, world_size=world_size, start_method=start_method)))
-    out: dict[str, dict] = {}
+    out: dict[str, Outcome] = {}
     for setting in ("exploding", "vanishing"):
         res = results[setting]
         models[setting].load_state_dict(res.state_dict)
@@ -409,8 +483,7 @@ def distributed_experiments(
     model = models["overfitting"]
     model.load_state_dict(results["overfitting"].state_dict)
     train, test = _accuracies(model, splits["overfitting"])
-    out["overfitting"] = {"train_accuracy": train, "test_accuracy": test, "gap": train - test,
-                          "epochs_run": len(results["overfitting"].losses)}
+    out["overfitting"] = _overfitting_outcome(train, test, len(results["overfitting"].losses))
     return out
 
 
@@ -418,17 +491,15 @@ def _log_ratio(r: float) -> float:
     return math.log10(r) if r > 0 and math.isfinite(r) else (math.inf if r == math.inf else -math.inf)
 
 
-def median_ratio(result: dict) -> float:
-    """The median of :math:`\\rho = g_1/g_{L+1}` over the steps recorded in ``result["ratios"]``.
+def median_ratio(result: GradientOutcome) -> float:
+    """The median of :math:`\\rho = g_1/g_{L+1}` over the steps recorded in ``result.ratios``.
 
     The median of :math:`\\log_{10}\\rho` (the geometric middle, so that 100 and 0.01 are equally
     far from balance); NaN entries (a diverged step) are left out; a ratio of 0 (the first
     layer's gradient underflowed) counts as :math:`-\\infty`. ``nan`` if no step is left.
     """
-    ratios = result.get("ratios")
-    if not isinstance(ratios, (list, tuple)):
-        raise ValueError(f"result['ratios'] must be a list of ratios, got {type(ratios).__name__}")
-    logs = sorted(_log_ratio(r) for r in ratios if not math.isnan(r))
+    _check_outcome("result", result, GradientOutcome)
+    logs = sorted(_log_ratio(r) for r in result.ratios if not math.isnan(r))
     if not logs:
         return math.nan
     mid = len(logs) // 2
@@ -436,18 +507,19 @@ def median_ratio(result: dict) -> float:
     return 10.0 ** m if math.isfinite(m) else (math.inf if m == math.inf else 0.0)
 
 
-def balanced(result: dict) -> bool:
+def balanced(result: GradientOutcome) -> bool:
     """Whether the gradient stayed balanced while training: :math:`0.1 \\le` :func:`median_ratio` :math:`\\le 10`."""
     m = median_ratio(result)
     return 0.1 <= m <= 10
 
 
-def trains(result: dict) -> bool:
+def trains(result: GradientOutcome) -> bool:
     """Whether the network trained: no divergence and training accuracy >= :data:`TRAIN_ACCURACY_BAR`."""
-    return result["diverged_step"] is None and result["train_accuracy"] >= TRAIN_ACCURACY_BAR
+    _check_outcome("result", result, GradientOutcome)
+    return result.diverged_step is None and result.train_accuracy >= TRAIN_ACCURACY_BAR
 
 
-def classify_gradient(setting: str, baseline: dict, result: dict) -> str:
+def classify_gradient(setting: str, baseline: GradientOutcome, result: GradientOutcome) -> str:
     """Verdict of a remedy on ``"exploding"`` or ``"vanishing"``: what training did, against the same seed's baseline.
 
     Two questions a practitioner asks, both measured over the training run (:func:`trains`,
@@ -461,15 +533,16 @@ def classify_gradient(setting: str, baseline: dict, result: dict) -> str:
     * **fixes**: it trains and the gradient stays balanced;
     * **partly**: one of the two holds where the baseline's run lacks it;
     * **no effect**: anything else.
+
+    Raises:
+        TypeError: if ``baseline`` or ``result`` is not a :class:`GradientOutcome`.
     """
     setting = check_choice("setting", setting, ("exploding", "vanishing"))
-    for name, d in (("baseline", baseline), ("result", result)):
-        missing = [k for k in GRADIENT_KEYS if k not in d]
-        if missing:
-            raise ValueError(f"{name} is missing the keys {missing}")
-    if result["diverged_step"] is not None and baseline["diverged_step"] is None:
+    _check_outcome("baseline", baseline, GradientOutcome)
+    _check_outcome("result", result, GradientOutcome)
+    if result.diverged_step is not None and baseline.diverged_step is None:
         return "makes worse"
-    if result["loss_final"] > LOSS_WORSE_FACTOR * baseline["loss_final"]:
+    if result.loss_final > LOSS_WORSE_FACTOR * baseline.loss_final:
         return "makes worse"
     t, b = trains(result), balanced(result)
     if t and b:
@@ -479,7 +552,7 @@ def classify_gradient(setting: str, baseline: dict, result: dict) -> str:
     return "no effect"
 
 
-def classify_overfitting(baseline: dict, result: dict) -> str:
+def classify_overfitting(baseline: OverfittingOutcome, result: OverfittingOutcome) -> str:
     """Verdict of a remedy on overfitting from test accuracy and train-test gap.
 
     With :math:`\\Delta` = change of test accuracy in percentage points and :math:`q` = gap /
@@ -489,13 +562,14 @@ def classify_overfitting(baseline: dict, result: dict) -> str:
     * **fixes**: :math:`\\Delta \\ge 2` and :math:`q \\le 0.5`;
     * **partly**: :math:`\\Delta \\ge 1`, or :math:`q \\le 0.8` with :math:`\\Delta > -1`;
     * **no effect**: anything else.
+
+    Raises:
+        TypeError: if ``baseline`` or ``result`` is not an :class:`OverfittingOutcome`.
     """
-    for name, d in (("baseline", baseline), ("result", result)):
-        missing = [k for k in OVERFITTING_KEYS if k not in d]
-        if missing:
-            raise ValueError(f"{name} is missing the keys {missing}")
-    delta = 100 * (result["test_accuracy"] - baseline["test_accuracy"])
-    q = result["gap"] / baseline["gap"] if baseline["gap"] > 0 else math.inf
+    _check_outcome("baseline", baseline, OverfittingOutcome)
+    _check_outcome("result", result, OverfittingOutcome)
+    delta = 100 * (result.test_accuracy - baseline.test_accuracy)
+    q = result.gap / baseline.gap if baseline.gap > 0 else math.inf
     if delta <= -2:
         return "makes worse"
     if delta >= 2 and q <= 0.5:
@@ -627,7 +701,7 @@ def gradient_trials(
     *,
     seeds: Sequence[int] = range(5),
     device: torch.device | str | None = None,
-) -> list[dict]:
+) -> list[GradientOutcome]:
     """:func:`gradient_experiment` for several seeds at once, as one stacked ensemble.
 
     Member k starts from the initial weights of ``gradient_experiment(setting, remedy,
@@ -640,7 +714,7 @@ def gradient_trials(
     the baseline's.
 
     Returns:
-        One dict per seed, in the order of ``seeds``, with the keys of :func:`gradient_experiment`.
+        One :class:`GradientOutcome` per seed, in the order of ``seeds``.
     """
     setting = check_choice("setting", setting, ("exploding", "vanishing"))
     seeds = _check_seeds(seeds)
@@ -664,7 +738,7 @@ def overfitting_trials(
     *,
     seeds: Sequence[int] = range(6),
     device: torch.device | str | None = None,
-) -> list[dict]:
+) -> list[OverfittingOutcome]:
     """:func:`overfitting_experiment` for several seeds at once, as one stacked ensemble.
 
     Member k starts from the initial weights of ``overfitting_experiment(remedy,
@@ -673,7 +747,7 @@ def overfitting_trials(
     ``"distributed"`` is the baseline's run (see :func:`gradient_trials`).
 
     Returns:
-        One dict per seed with the keys of :func:`overfitting_experiment`.
+        One :class:`OverfittingOutcome` per seed, in the order of ``seeds``.
     """
     seeds = _check_seeds(seeds)
     device = _device(device)
@@ -684,8 +758,7 @@ def overfitting_trials(
     with torch.no_grad():
         train, test = ((_stacked_forward(ens.params, xs, config, training=False).argmax(-1) == ys).float().mean(1).tolist()
                        for xs, ys in (data.train, data.test))
-    return [{"train_accuracy": train[k], "test_accuracy": test[k], "gap": train[k] - test[k],
-             "epochs_run": stopped[k]} for k in range(len(seeds))]
+    return [_overfitting_outcome(train[k], test[k], stopped[k]) for k in range(len(seeds))]
 
 
 def run_all(
@@ -693,7 +766,7 @@ def run_all(
     seeds: Sequence[int] = range(5),
     overfitting_seeds: Sequence[int] = range(6),
     device: torch.device | str | None = None,
-) -> dict:
+) -> dict[str, dict[str, list[Outcome]]]:
     """Every remedy in every setting, plus the baselines, over several seeds: the verdict table's data.
 
     Args:
@@ -703,11 +776,13 @@ def run_all(
         device: where to run (default CPU).
 
     Returns:
-        ``{"baseline": {setting: [result per seed]}, remedy: {setting: [...]}, ...}`` with one
-        entry per remedy in :data:`REMEDIES` and :data:`EXTRA_REMEDIES`, the results of
-        :func:`gradient_trials` and :func:`overfitting_trials`.
+        ``{"baseline": {setting: [outcome per seed]}, remedy: {setting: [...]}, ...}`` with one
+        entry per remedy in :data:`REMEDIES` and :data:`EXTRA_REMEDIES`: the lists of
+        :class:`GradientOutcome` of :func:`gradient_trials` for ``"exploding"`` and
+        ``"vanishing"``, of :class:`OverfittingOutcome` of :func:`overfitting_trials` for
+        ``"overfitting"``.
     """
-    out: dict[str, dict] = {}
+    out: dict[str, dict[str, list[Outcome]]] = {}
     for remedy in (None, *REMEDIES, *EXTRA_REMEDIES):
         key = "baseline" if remedy is None else remedy
         if remedy == "distributed":  # the baseline's runs: same full-batch gradient, same SGD
@@ -718,7 +793,7 @@ def run_all(
     return out
 
 
-def verdicts(results: dict) -> dict[str, dict[str, list[str]]]:
+def verdicts(results: dict[str, dict[str, list[Outcome]]]) -> dict[str, dict[str, list[str]]]:
     """``{remedy: {setting: [verdict per seed]}}`` for the output of :func:`run_all`.
 
     Seed k of a remedy is judged against seed k of the baseline (same initial weights
@@ -749,18 +824,18 @@ def _range(values: Sequence[float], fmt: str) -> str:
     return format(lo, fmt) if format(lo, fmt) == format(hi, fmt) else f"{format(lo, fmt)}–{format(hi, fmt)}"
 
 
-def _cell(setting: str, results: list[dict]) -> str:
+def _cell(setting: str, results: list[Outcome]) -> str:
     if setting == "overfitting":
-        return (f"test {_range([100 * r['test_accuracy'] for r in results], '.0f')}%, "
-                f"gap {_range([100 * r['gap'] for r in results], '.0f')}")
+        return (f"test {_range([100 * r.test_accuracy for r in results], '.0f')}%, "
+                f"gap {_range([100 * r.gap for r in results], '.0f')}")
     n = len(results)
-    alive = [r for r in results if r["diverged_step"] is None]
+    alive = [r for r in results if r.diverged_step is None]
     text = (f"trains {sum(trains(r) for r in results)}/{n}"
-            + (f" (acc {_range([100 * r['train_accuracy'] for r in alive], '.0f')}%)" if alive else "")
+            + (f" (acc {_range([100 * r.train_accuracy for r in alive], '.0f')}%)" if alive else "")
             + f", balanced {sum(balanced(r) for r in results)}/{n} "
             f"(median ρ {_range([median_ratio(r) for r in results], '.2g')})")
     if len(alive) < n:
-        steps = _range([r["diverged_step"] for r in results if r["diverged_step"] is not None], "d")
+        steps = _range([r.diverged_step for r in results if r.diverged_step is not None], "d")
         text += f", NaN {n - len(alive)}/{n} at step {steps}"
     return text
 
@@ -772,7 +847,7 @@ def _verdict_cell(per_seed: list[str]) -> str:
     return f"**{first[0]}** {first[1]}/{len(per_seed)}" + "".join(f", {v} {c}" for v, c in rest)
 
 
-def verdict_markdown(results: dict) -> str:
+def verdict_markdown(results: dict[str, dict[str, list[Outcome]]]) -> str:
     """The verdict table as Markdown: one row per remedy, each cell the verdicts' counts and the measured range.
 
     A gradient cell reads e.g. "**fixes** 4/5, partly 1 (trains 4/5 (acc 20–52%), balanced 5/5

@@ -1,7 +1,8 @@
-"""Tests for companion.remedies: documented keys, determinism, the remedies' changes, verdict rules."""
+"""Tests for companion.remedies: typed outcomes, determinism, the remedies' changes, verdict rules."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -12,6 +13,19 @@ from companion import remedies as R
 def test_remedies_and_settings_listed():
     assert len(R.REMEDIES) == 10 and len(set(R.REMEDIES)) == 10
     assert R.SETTINGS == ("exploding", "vanishing", "overfitting")
+    every = R.REMEDIES + R.EXTRA_REMEDIES
+    assert set(R.LABELS) == set(R.NAMES) == set(every)
+    for remedy in R.REMEDIES:  # a name is its label without the number and the parenthesis
+        assert R.LABELS[remedy].startswith(f"{R.REMEDIES.index(remedy) + 1}. {R.NAMES[remedy]}")
+
+
+def test_outcomes_are_frozen_dataclasses():
+    fields = [f.name for f in dataclasses.fields(R.GradientOutcome)]
+    assert fields == ["ratio_init", "ratios", "loss_init", "loss_final", "train_accuracy", "diverged_step"]
+    assert [f.name for f in dataclasses.fields(R.OverfittingOutcome)] == [
+        "train_accuracy", "test_accuracy", "gap", "epochs_run"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        _o(1.0, 0.8).gap = 0.0
 
 
 @pytest.mark.parametrize("remedy", [r for r in R.REMEDIES + R.EXTRA_REMEDIES if r != "distributed"])
@@ -22,27 +36,27 @@ def test_apply_remedy_changes_the_config(remedy):
     assert R.apply_remedy(R.base_config("exploding"), None) == R.base_config("exploding")
 
 
-def test_gradient_experiment_keys_and_determinism():
+def test_gradient_experiment_type_and_determinism():
     a = R.gradient_experiment("vanishing", "smaller_network", seed=1)
     b = R.gradient_experiment("vanishing", "smaller_network", seed=1)
-    assert tuple(a) == R.GRADIENT_KEYS
+    assert isinstance(a, R.GradientOutcome) and isinstance(a.ratios, tuple)
     assert a == b
     c = R.gradient_experiment("vanishing", "smaller_network", seed=2)
-    assert c["ratio_init"] != a["ratio_init"]
+    assert c.ratio_init != a.ratio_init
 
 
 def test_baselines_show_their_problem():
     exploding = R.gradient_experiment("exploding")
     vanishing = R.gradient_experiment("vanishing")
-    assert exploding["ratio_init"] > 100 and vanishing["ratio_init"] < 1e-6
-    assert exploding["diverged_step"] is None
-    assert math.isfinite(exploding["loss_final"])
-    assert len(exploding["ratios"]) == R.GRADIENT_STEPS
+    assert exploding.ratio_init > 100 and vanishing.ratio_init < 1e-6
+    assert exploding.diverged_step is None
+    assert math.isfinite(exploding.loss_final)
+    assert len(exploding.ratios) == R.GRADIENT_STEPS
     # The exploding net saturates: its ratio collapses far below 1 during training, and it does not train.
     assert R.median_ratio(exploding) < 0.1 and not R.trains(exploding) and not R.balanced(vanishing)
     over = R.overfitting_experiment()
-    assert tuple(over) == R.OVERFITTING_KEYS
-    assert over["train_accuracy"] == 1.0 and over["gap"] > 0.1
+    assert isinstance(over, R.OverfittingOutcome)
+    assert over.train_accuracy == 1.0 and over.gap > 0.1
     assert over == R.overfitting_experiment()
 
 
@@ -51,16 +65,16 @@ def test_lr_and_clipping_do_not_change_initial_ratio():
     base = R.gradient_experiment("exploding")
     for remedy in ("learning_rate", "clipping"):
         other = R.gradient_experiment("exploding", remedy)
-        assert other["ratio_init"] == base["ratio_init"]
-        assert other["loss_init"] == base["loss_init"]
-        assert other["ratios"][5:] != base["ratios"][5:]
+        assert other.ratio_init == base.ratio_init
+        assert other.loss_init == base.loss_init
+        assert other.ratios[5:] != base.ratios[5:]
 
 
 def _g(ratio, loss_final, accuracy=0.13, loss_init=2.0, diverged=None, ratios=None):
-    """A fake gradient result; ``ratio`` is rho at every one of 5 steps unless ``ratios`` is given."""
-    ratios = [ratio] * 5 if ratios is None else ratios
-    return {"ratio_init": ratios[0], "ratios": ratios, "loss_init": loss_init, "loss_final": loss_final,
-            "train_accuracy": accuracy, "diverged_step": diverged}
+    """A fake gradient outcome; ``ratio`` is rho at every one of 5 steps unless ``ratios`` is given."""
+    ratios = (ratio,) * 5 if ratios is None else tuple(ratios)
+    return R.GradientOutcome(ratio_init=ratios[0], ratios=ratios, loss_init=loss_init, loss_final=loss_final,
+                             train_accuracy=accuracy, diverged_step=diverged)
 
 
 def test_median_ratio_against_sorted_logs():
@@ -70,8 +84,8 @@ def test_median_ratio_against_sorted_logs():
     assert R.median_ratio(_g(0, 0, ratios=[0.0, 0.0, 5.0])) == 0.0              # underflowed gradient
     assert R.median_ratio(_g(0, 0, ratios=[0.5, math.nan, 2.0, 0.7])) == pytest.approx(0.7)  # NaN left out
     assert math.isnan(R.median_ratio(_g(0, 0, ratios=[math.nan])))
-    with pytest.raises(ValueError, match="ratios"):
-        R.median_ratio({"ratios": 3.0})
+    with pytest.raises(TypeError, match="result must be of type GradientOutcome, got dict"):
+        R.median_ratio({"ratios": [3.0]})
 
 
 def test_trains_and_balanced():
@@ -99,7 +113,7 @@ def test_classify_gradient_rules():
 
 
 def _o(train, test):
-    return {"train_accuracy": train, "test_accuracy": test, "gap": train - test, "epochs_run": 10}
+    return R.OverfittingOutcome(train_accuracy=train, test_accuracy=test, gap=train - test, epochs_run=10)
 
 
 def test_classify_overfitting_rules():
@@ -124,10 +138,16 @@ def test_bad_arguments():
         R.overfitting_experiment("distributed")
     with pytest.raises(ValueError, match="seed must be >= 0"):
         R.gradient_experiment("exploding", seed=-1)
-    with pytest.raises(ValueError, match="missing the keys"):
+    with pytest.raises(TypeError, match="baseline must be of type GradientOutcome, got dict"):
         R.classify_gradient("exploding", {}, _g(1.0, 1.0))
-    with pytest.raises(ValueError, match="missing the keys"):
+    with pytest.raises(TypeError, match="result must be of type GradientOutcome, got OverfittingOutcome"):
+        R.classify_gradient("exploding", _g(1.0, 1.0), _o(1.0, 0.8))
+    with pytest.raises(TypeError, match="result must be of type OverfittingOutcome, got dict"):
         R.classify_overfitting(_o(1.0, 0.8), {"gap": 0.1})
+    with pytest.raises(TypeError, match="baseline must be of type OverfittingOutcome, got GradientOutcome"):
+        R.classify_overfitting(_g(1.0, 1.0), _o(1.0, 0.8))
+    with pytest.raises(TypeError, match="result must be of type GradientOutcome"):
+        R.trains(_o(1.0, 0.8))
 
 
 def test_verdict_markdown_from_fake_results():
@@ -155,31 +175,32 @@ def test_majority():
 
 
 @pytest.mark.parametrize("setting, remedy", [("exploding", None), ("exploding", "activation"),
-                                             ("exploding", "early_stopping"), ("vanishing", "l1_l2"),
+                                             ("exploding", "early_stopping"), ("vanishing", "l2"),
                                              ("vanishing", "clipping")])
 def test_gradient_trials_match_single_runs(setting, remedy):
     # Oracle: each member of the stacked run against a run of its own (companion.training.fit).
     stacked = R.gradient_trials(setting, remedy, seeds=[0, 3])
     for k, seed in enumerate([0, 3]):
         one = R.gradient_experiment(setting, remedy, seed=seed)
-        assert stacked[k]["ratio_init"] == pytest.approx(one["ratio_init"], rel=1e-4)
-        assert stacked[k]["ratios"][:2] == pytest.approx(one["ratios"][:2], rel=1e-3, nan_ok=True)
+        assert stacked[k].ratio_init == pytest.approx(one.ratio_init, rel=1e-4)
+        assert stacked[k].ratios[:2] == pytest.approx(one.ratios[:2], rel=1e-3, nan_ok=True)
         if remedy != "early_stopping":  # where it stops depends on the later, chaotic steps
-            steps = R.GRADIENT_STEPS if one["diverged_step"] is None else one["diverged_step"] + 1
-            assert len(stacked[k]["ratios"]) == len(one["ratios"]) == steps
-        assert stacked[k]["loss_init"] == pytest.approx(one["loss_init"], rel=1e-5)
-        assert stacked[k]["diverged_step"] == one["diverged_step"]
+            steps = R.GRADIENT_STEPS if one.diverged_step is None else one.diverged_step + 1
+            assert len(stacked[k].ratios) == len(one.ratios) == steps
+        assert stacked[k].loss_init == pytest.approx(one.loss_init, rel=1e-5)
+        assert stacked[k].diverged_step == one.diverged_step
         # Later steps are not compared: this chaotic network amplifies the rounding
         # differences of a batched matrix product into visibly different trajectories.
 
 
-@pytest.mark.parametrize("remedy", [None, "l1_l2", "learning_rate", "smaller_network", "data_normalization"])
+@pytest.mark.parametrize("remedy", [None, "l2", "learning_rate", "smaller_network", "data_normalization"])
 def test_overfitting_trials_match_single_runs(remedy):
     stacked = R.overfitting_trials(remedy, seeds=[0, 3])
     for k, seed in enumerate([0, 3]):
         one = R.overfitting_experiment(remedy, seed=seed)
-        for key in R.OVERFITTING_KEYS:
-            assert stacked[k][key] == pytest.approx(one[key], abs=1e-6), key
+        for field in dataclasses.fields(R.OverfittingOutcome):
+            key = field.name
+            assert getattr(stacked[k], key) == pytest.approx(getattr(one, key), abs=1e-6), key
 
 
 def test_distributed_trials_are_the_baseline():
@@ -205,8 +226,6 @@ def test_augmentation_is_deterministic_and_changes_training():
 def test_stacked_early_stopping_matches_fit():
     # lr = 2 makes the validation loss rise within a few steps, so patience 3 stops every member;
     # oracle: companion.training.fit on each seed alone (stopped epoch, restored weights' accuracy).
-    import dataclasses
-
     import torch
 
     config = dataclasses.replace(R.base_config("overfitting"), lr=2.0, patience=3)
