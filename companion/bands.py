@@ -11,12 +11,12 @@ See the chapters of Part III ("Initialization", "Activations", "Normalization la
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 
-__all__ = ["plot_band", "band"]
+__all__ = ["plot_band", "plot_bands", "band"]
 
 
 def band(values: Sequence[Sequence[float]] | torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -81,3 +81,37 @@ def plot_band(
     ax.fill_between(xs, low, high, color=line.get_color(), alpha=alpha, linewidth=0)
     if logy:
         ax.set_yscale("log")
+
+
+def plot_bands(
+    ax,
+    bands: Mapping[str, Sequence[Sequence[float]] | torch.Tensor],
+    *,
+    x: Sequence[float] | None = None,
+    logy: bool = False,
+    xlabel: str = "layer",
+    ylabel: str = "",
+    legend: bool = True,
+) -> None:
+    """One :func:`plot_band` per entry of ``bands`` on ``ax``, labelled axes and (optionally) a legend.
+
+    Args:
+        ax: a matplotlib ``Axes``.
+        bands: legend label -> a (seeds x points) table, drawn in this order.
+        x: positions of the columns, shared by every table (default ``1, 2, ...``).
+        logy: log-scale the y axis.
+        xlabel, ylabel: axis labels.
+        legend: draw the legend (False for all but one panel of a figure that shares it).
+
+    Returns:
+        ``None``.
+    """
+    if not bands:
+        raise ValueError("bands must hold at least one (label -> values) entry, got none")
+    for label, values in bands.items():
+        plot_band(ax, values, label=label, x=x, logy=logy)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if legend:
+        ax.legend()
+

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from companion.bands import band, plot_band
+from companion.bands import band, plot_band, plot_bands
 
 
 def test_band_matches_numpy():
@@ -54,4 +54,17 @@ def test_bad_x_and_alpha_are_named():
         plot_band(ax, [[1.0, 2.0]], label="a", alpha=0)
     with pytest.raises(TypeError, match="ax must be a matplotlib Axes"):
         plot_band(object(), [[1.0]], label="a")
+    plt.close(fig)
+
+
+def test_plot_bands_draws_one_labelled_band_per_entry():
+    fig, ax = plt.subplots()
+    tables = {"a": torch.tensor([[1.0, 2.0], [3.0, 4.0]]), "b": torch.tensor([[5.0, 6.0], [7.0, 8.0], [9.0, 1.0]])}
+    plot_bands(ax, tables, x=[10, 20], logy=True, xlabel="depth", ylabel="ratio")
+    assert [line.get_label() for line in ax.get_lines()] == ["a (2 seeds)", "b (3 seeds)"]
+    assert list(ax.get_lines()[0].get_xdata()) == [10, 20] and list(ax.get_lines()[1].get_ydata()) == [7.0, 6.0]
+    assert ax.get_yscale() == "log" and ax.get_xlabel() == "depth" and ax.get_ylabel() == "ratio"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a (2 seeds)", "b (3 seeds)"]
+    with pytest.raises(ValueError, match="bands must hold at least one"):
+        plot_bands(ax, {})
     plt.close(fig)
