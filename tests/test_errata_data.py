@@ -201,6 +201,15 @@ def test_api_appendix_documents_every_module() -> None:
     assert documented - modules == set(), f"no such module: {sorted(documented - modules)}"
 
 
+def test_api_appendix_example_runs(capsys) -> None:
+    """The first Python block of the API page is a complete example: it must run as printed."""
+    page = (ROOT / "book" / "appendix" / "30_api.md").read_text(encoding="utf-8")
+    example = re.search(r"```python\n(.*?)```", page, re.DOTALL).group(1)
+    exec(compile(example, "30_api.md example", "exec"), {})
+    printed = capsys.readouterr().out
+    assert printed.startswith("tensor([") and printed.count(",") == 4   # g_1 .. g_5
+
+
 def test_one_bibliography_directive() -> None:
     pages = [p for p in (ROOT / "book").rglob("*.md") if "{bibliography}" in p.read_text(encoding="utf-8")]
     assert [p.relative_to(ROOT).as_posix() for p in pages] == ["book/appendix/90_references.md"]
