@@ -1,8 +1,8 @@
 """Data-parallel training with the real ``torch.distributed``, small enough for a book.
 
 :func:`run_data_parallel` starts ``world_size`` processes on this machine
-(``torch.multiprocessing.spawn``, gloo backend on 127.0.0.1, a free port chosen at run
-time), wraps the model in ``DistributedDataParallel`` (DDP), gives each rank an equal,
+(``torch.multiprocessing.spawn``, gloo backend on 127.0.0.1, meeting through a file store in a
+temporary folder: no TCP port is chosen in advance, so nothing races for one), wraps the model in ``DistributedDataParallel`` (DDP), gives each rank an equal,
 contiguous shard of the batch and measures what the chapter needs:
 
 * each rank's *local* gradient :math:`g_r = \\nabla \\mathcal{L}_r` (computed under
@@ -28,7 +28,6 @@ from __future__ import annotations
 import importlib
 import math
 import os
-import socket
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from torch import nn
 
 from ._checks import check_choice, check_int, check_nonnegative, check_positive
 
-__all__ = ["DataParallelJob", "DataParallelResult", "free_port", "run_data_parallel", "run_jobs"]
+__all__ = ["DataParallelJob", "DataParallelResult", "run_data_parallel", "run_jobs"]
 
 _LOSSES = ("mse", "cross_entropy")
 
@@ -91,13 +90,6 @@ class DataParallelResult:
     step_weight_grad_norms: list[list[float]] = field(default_factory=list)
     diverged_step: int | None = None
     state_dict: dict[str, torch.Tensor] = field(default_factory=dict)
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _loss(name: str, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -223,7 +215,7 @@ def _run_job(job: DataParallelJob, rank: int, world_size: int) -> DataParallelRe
     )
 
 
-def _worker(rank: int, world_size: int, port: int, folder: str) -> None:
+def _worker(rank: int, world_size: int, folder: str) -> None:
     """Entry point of each spawned process (must be importable: spawn pickles it by name)."""
     import torch.distributed as dist
 
@@ -235,8 +227,11 @@ def _worker(rank: int, world_size: int, port: int, folder: str) -> None:
     # the kernel's threads, which do not exist in the child: write Python output to the log too.
     sys.stdout = sys.stderr = open(log, "w", closefd=False)
     torch.set_num_threads(1)
+    # A file store: the ranks meet through a file in the run's own folder. (A TCP store needs a
+    # port chosen before the children bind it, which another process, e.g. a Jupyter kernel
+    # starting beside this one, can take in between.)
     dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size
+        "gloo", init_method=f"file://{os.path.join(folder, 'store')}", rank=rank, world_size=world_size
     )
     try:
         jobs = torch.load(os.path.join(folder, "jobs.pt"), weights_only=False)
@@ -315,19 +310,12 @@ def run_jobs(
         importlib.import_module("torch._dynamo")
     with tempfile.TemporaryDirectory(prefix="companion-ddp-") as folder:
         torch.save(jobs, os.path.join(folder, "jobs.pt"))
-        last_error: Exception | None = None
-        for _attempt in range(3):  # the free port may be taken between choosing and binding
-            try:
-                mp.start_processes(_worker, args=(world_size, free_port(), folder), nprocs=world_size,
-                                   join=True, start_method=start_method)
-                break
-            except Exception as error:  # noqa: BLE001 - re-raised below with the children's logs
-                last_error = error
-                logs = "".join(p.read_text(errors="replace") for p in sorted(Path(folder).glob("rank*.log")))
-                if "Address already in use" not in logs + str(error):
-                    raise RuntimeError(f"data-parallel run failed: {error}\n{logs}") from error
-        else:
-            raise RuntimeError(f"data-parallel run failed three times: {last_error}")
+        try:
+            mp.start_processes(_worker, args=(world_size, folder), nprocs=world_size,
+                               join=True, start_method=start_method)
+        except Exception as error:  # noqa: BLE001 - re-raised with the children's logs
+            logs = "".join(p.read_text(errors="replace") for p in sorted(Path(folder).glob("rank*.log")))
+            raise RuntimeError(f"data-parallel run failed: {error}\n{logs}") from error
         return torch.load(os.path.join(folder, "results.pt"), weights_only=False)
 
 
