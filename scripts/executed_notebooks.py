@@ -40,6 +40,25 @@ def toc_documents(toc_path: Path) -> list[Path]:
     return documents
 
 
+def ipc_kernels():
+    """Configuration for nbclient: kernels talk over IPC sockets (files), not TCP ports.
+
+    With TCP, jupyter_client picks each kernel's ports by binding port 0 and releasing it;
+    two processes that start kernels at the same moment (a pool of two workers) can be given
+    the same port, and one kernel then dies with "Address already in use". Each call gives
+    the kernel a fresh temporary folder for its socket files, so no two kernels share a name
+    (jupyter_client numbers IPC sockets 1, 2, ... within a folder).
+    """
+    import tempfile
+
+    from traitlets.config import Config
+
+    config = Config()
+    config.KernelManager.transport = "ipc"
+    config.KernelManager.ip = str(Path(tempfile.mkdtemp(prefix="kernel-ipc-")) / "kernel")
+    return config
+
+
 def is_notebook(path: Path) -> bool:
     return "```{code-cell}" in path.read_text(encoding="utf-8")
 

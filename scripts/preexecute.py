@@ -29,7 +29,7 @@ from jupyter_cache.executors.utils import single_nb_execution
 from myst_nb.core.read import read_myst_markdown_notebook
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from executed_notebooks import ROOT, is_notebook, toc_documents  # noqa: E402
+from executed_notebooks import ROOT, ipc_kernels, is_notebook, toc_documents  # noqa: E402
 
 TIMEOUT_PER_CELL = 120  # seconds, as execute.timeout in _config.yml
 
@@ -42,7 +42,8 @@ def read(path: Path):
 def execute(path: Path):
     notebook = read(path)
     result = single_nb_execution(
-        notebook, cwd=str(path.parent), timeout=TIMEOUT_PER_CELL, allow_errors=False, meta_override=True
+        notebook, cwd=str(path.parent), timeout=TIMEOUT_PER_CELL, allow_errors=False, meta_override=True,
+        config=ipc_kernels(),
     )
     error = None if result.err is None else result.exc_string
     return path, notebook, result.time, error

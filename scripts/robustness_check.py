@@ -33,7 +33,7 @@ import jupytext
 import nbclient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from executed_notebooks import ROOT, is_notebook, toc_documents  # noqa: E402
+from executed_notebooks import ROOT, ipc_kernels, is_notebook, toc_documents  # noqa: E402
 
 TIMEOUT_PER_CELL = 120  # seconds, as execute.timeout in _config.yml
 
@@ -46,7 +46,7 @@ def execute(job: tuple[Path, dict[str, str]]) -> tuple[Path, float, str | None]:
     notebook = jupytext.read(path)
     client = nbclient.NotebookClient(
         notebook, timeout=TIMEOUT_PER_CELL, kernel_name="python3",
-        resources={"metadata": {"path": str(path.parent)}},
+        resources={"metadata": {"path": str(path.parent)}}, config=ipc_kernels(),
     )
     start = time.perf_counter()
     try:
