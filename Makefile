@@ -63,9 +63,10 @@ unit: $(STAMP) $(IPYTHON_CONFIG)
 	MPLBACKEND=Agg $(BIN)/python -m pytest tests -q -p no:cacheprovider
 
 # Strict nbval on the notebooks the build executed: the text the site shows must reproduce exactly.
+# (-p nbval_ipc: kernels over IPC sockets, so the two workers' kernels never race for a TCP port.)
 notebooks-check: $(STAMP) $(IPYTHON_CONFIG)
 	notebooks="$$($(BIN)/python scripts/executed_notebooks.py)"; \
-	$(BIN)/python -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
+	PYTHONPATH=scripts $(BIN)/python -m pytest -q -p no:cacheprovider -p nbval_ipc --nbval --nbval-current-env \
 	    -n 2 --dist loadfile $$notebooks
 
 # Every built page in headless Chromium driven by Playwright, one test per page: console errors,
