@@ -33,7 +33,8 @@ from torch import nn
 from ._checks import check_int, check_positive
 from .reproducibility import generator, seed_everything
 
-__all__ = ["Ensemble", "EnsembleHistory", "accuracy", "build", "evaluate_loss", "train"]
+__all__ = ["Ensemble", "EnsembleHistory", "accuracy", "build", "clip_factors", "evaluate_loss",
+           "member_grad_norms", "train"]
 
 Optimizer = torch.optim.Optimizer
 
@@ -201,6 +202,19 @@ def _batches(n: int, batch_size: int | None, generators: list[torch.Generator] |
     return [order[:, i:i + batch_size] for i in range(0, n, batch_size)]
 
 
+def member_grad_norms(params: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Each member's total gradient norm over stacked ``params`` (member first), shape ``(K,)``.
+
+    The norm ``torch.nn.utils.clip_grad_norm_`` would compute on member k alone.
+    """
+    return torch.stack([p.grad.flatten(1).pow(2).sum(1) for p in params]).sum(0).sqrt()
+
+
+def clip_factors(norms: torch.Tensor, clip_norm: float) -> torch.Tensor:
+    """The factor ``clip_grad_norm_`` applies to each member's gradient: ``min(1, c / (norm + 1e-6))``."""
+    return (clip_norm / (norms + 1e-6)).clamp(max=1.0)
+
+
 def _step(ens, xb, yb, per_model, loss_fn, alive, clip_norm, weight_params):
     """One step for every member: returns (losses, per-layer norms, members still finite)."""
     out = ens(xb, per_model=per_model)
@@ -208,12 +222,12 @@ def _step(ens, xb, yb, per_model, loss_fn, alive, clip_norm, weight_params):
     alive = alive & torch.isfinite(losses)
     torch.where(alive, losses, torch.zeros_like(losses)).sum().backward()
     params = ens.parameters()
-    squares = torch.stack([p.grad.flatten(1).pow(2).sum(1) for p in params]).sum(0)
-    alive = alive & torch.isfinite(squares)
+    norms = member_grad_norms(params)
+    alive = alive & torch.isfinite(norms)
     layer_norms = torch.stack([p.grad.flatten(1).norm(dim=1) for p in weight_params], dim=-1)
     scale = alive.to(losses.dtype)
     if clip_norm is not None:  # per member, as clip_grad_norm_ on each model alone
-        scale = scale * (clip_norm / (squares.sqrt() + 1e-6)).clamp(max=1.0)
+        scale = scale * clip_factors(norms, clip_norm)
     for p in params:
         shape = (-1,) + (1,) * (p.dim() - 1)
         # where() and not a product: a diverged member's NaN gradient must become 0, not NaN

@@ -642,6 +642,7 @@ def _train_ensemble(ens, data, config: Config, seeds: list[int]) -> tuple[list[i
         ``(diverged_step per member, data loss per step and member (steps, K), steps run per member)``.
     """
     from .augment import augment_batch
+    from .ensemble import clip_factors, member_grad_norms
     from .trials import _Stopper
 
     x, y = data.train
@@ -665,8 +666,7 @@ def _train_ensemble(ens, data, config: Config, seeds: list[int]) -> tuple[list[i
         ratios.append(params["linears.0.weight"].grad.flatten(1).norm(dim=1)
                       / params[f"linears.{config.depth}.weight"].grad.flatten(1).norm(dim=1))
         if config.clip_norm is not None:  # per member, the factor clip_grad_norm_ would apply
-            norm = torch.stack([p.grad.flatten(1).pow(2).sum(1) for p in params.values()]).sum(0).sqrt()
-            scale = (config.clip_norm / (norm + 1e-6)).clamp(max=1.0)
+            scale = clip_factors(member_grad_norms(list(params.values())), config.clip_norm)
             for p in params.values():
                 p.grad *= scale.view((-1,) + (1,) * (p.dim() - 1))
         with torch.no_grad():  # plain SGD, as torch.optim.SGD(weight_decay=l2 on the weights) computes it

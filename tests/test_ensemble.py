@@ -150,3 +150,20 @@ def test_bad_inputs_say_what_is_wrong():
                 epochs=1, seeds=[0, 1])
     with pytest.raises(ValueError, match=r"per_model=True, x must have shape"):
         ens(x, per_model=True)
+
+
+def test_member_grad_norms_and_clip_factors_match_clip_grad_norm():
+    x, y = _data()
+    ens = E.build(_factory(), SEEDS)
+    nn.functional.cross_entropy(ens(x).flatten(0, 1), y.repeat(len(SEEDS)), reduction="sum").backward()
+    norms = E.member_grad_norms(ens.parameters())
+    factors = E.clip_factors(norms, 0.05)
+    for k, seed in enumerate(SEEDS):  # oracle: each member alone, clipped by torch
+        companion.seed_everything(seed)
+        alone = _factory()()
+        nn.functional.cross_entropy(alone(x), y, reduction="sum").backward()
+        before = [p.grad.clone() for p in alone.parameters()]
+        total = torch.nn.utils.clip_grad_norm_(alone.parameters(), 0.05)
+        torch.testing.assert_close(norms[k], total, rtol=1e-5, atol=0)
+        for p, g in zip(alone.parameters(), before):  # torch scaled every gradient by factors[k]
+            torch.testing.assert_close(p.grad, g * factors[k], rtol=1e-5, atol=1e-8)
