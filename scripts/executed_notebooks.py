@@ -11,8 +11,12 @@ is an error, never a silent skip.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from sphinx_external_toc.api import FileItem, GlobItem
@@ -40,22 +44,28 @@ def toc_documents(toc_path: Path) -> list[Path]:
     return documents
 
 
+@functools.cache
+def _ipc_folder() -> Path:
+    """This process's folder for kernel socket files, removed when the process exits."""
+    folder = Path(tempfile.mkdtemp(prefix="kernel-ipc-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 def ipc_kernels():
     """Configuration for nbclient: kernels talk over IPC sockets (files), not TCP ports.
 
     With TCP, jupyter_client picks each kernel's ports by binding port 0 and releasing it;
     two processes that start kernels at the same moment (a pool of two workers) can be given
-    the same port, and one kernel then dies with "Address already in use". Each call gives
-    the kernel a fresh temporary folder for its socket files, so no two kernels share a name
-    (jupyter_client numbers IPC sockets 1, 2, ... within a folder).
+    the same port, and one kernel then dies with "Address already in use". IPC sockets live
+    in a folder of this process's own, where jupyter_client numbers them 1, 2, ... past the
+    files that exist, so no two kernels share a name.
     """
-    import tempfile
-
     from traitlets.config import Config
 
     config = Config()
     config.KernelManager.transport = "ipc"
-    config.KernelManager.ip = str(Path(tempfile.mkdtemp(prefix="kernel-ipc-")) / "kernel")
+    config.KernelManager.ip = str(_ipc_folder() / "kernel")
     return config
 
 
