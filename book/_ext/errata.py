@@ -81,6 +81,15 @@ class _ErrataDirective(SphinxDirective):
         self.env.note_dependency(str(path))
         return yaml.safe_load(path.read_text(encoding="utf-8"))
 
+    def translatable(self, node: nodes.TextElement) -> nodes.TextElement:
+        """Give a generated heading the directive's source, so the Chinese edition translates it.
+
+        Sphinx extracts and translates only text nodes that know their source; the cells'
+        MyST text gets it from the nested parse, the headings written here need it set.
+        """
+        node.source, node.line = self.get_source_info()
+        return node
+
     def cell(self, markup: str) -> nodes.entry:
         entry = nodes.entry()
         # Nested parse: the text is MyST, so {ref}, $...$ and `code` become real nodes.
@@ -98,7 +107,7 @@ class _ErrataDirective(SphinxDirective):
         row = nodes.row()
         for text in header:
             entry = nodes.entry()
-            entry += nodes.paragraph(text=text)
+            entry += self.translatable(nodes.paragraph(text, text))
             row += entry
         head += row
         body = nodes.tbody()
@@ -137,7 +146,8 @@ class ErrataTable(_ErrataDirective):
             group = [e for e in data["errata"][seed] if e["kind"] == kind]
             if not group:
                 continue
-            result.append(nodes.rubric(text=f"{heading} ({len(group)})"))
+            title = f"{heading} ({len(group)})"
+            result.append(self.translatable(nodes.rubric(title, title)))
             rows = []
             for entry in group:
                 block = f", code block {entry['code_block']}" if kind == "code" else ""
