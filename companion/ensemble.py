@@ -149,7 +149,21 @@ def build(factory: Callable[[], nn.Module], seeds: Sequence[int], *, device: tor
         if not isinstance(model, nn.Module):
             raise TypeError(f"factory must return an nn.Module, got {type(model).__name__}")
         models.append(model if device is None else model.to(device))
+    _check_members_differ(models, seeds)
     return Ensemble(models)
+
+
+def _check_members_differ(models: Sequence[nn.Module], seeds: Sequence[int]) -> None:
+    """Refuse members that are identical: the factory re-seeded, so the seeds were ignored."""
+    first = [p.detach() for p in models[0].parameters()]
+    if not first:
+        return
+    for seed, model in zip(seeds[1:], models[1:]):
+        if all(torch.equal(a, b.detach().to(a.device)) for a, b in zip(first, model.parameters())):
+            raise ValueError(
+                f"factory built identical members for seeds {seeds[0]} and {seed}: it must not seed "
+                "the random generators itself (build seeds each member before calling it)"
+            )
 
 
 def _check_seeds(seeds: Sequence[int], size: int | None) -> list[int]:

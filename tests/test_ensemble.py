@@ -167,3 +167,15 @@ def test_member_grad_norms_and_clip_factors_match_clip_grad_norm():
         torch.testing.assert_close(norms[k], total, rtol=1e-5, atol=0)
         for p, g in zip(alone.parameters(), before):  # torch scaled every gradient by factors[k]
             torch.testing.assert_close(p.grad, g * factors[k], rtol=1e-5, atol=1e-8)
+
+
+def test_a_factory_that_reseeds_is_refused():
+    # A factory that seeds the generators itself makes every member the same network:
+    # the "ensemble" would report one draw as if it were several.
+    def reseeding():
+        companion.seed_everything(0)
+        return companion.models.mlp(2, 2, depth=2, width=8)
+
+    with pytest.raises(ValueError, match="identical members for seeds 0 and 1"):
+        E.build(reseeding, [0, 1, 2])
+    assert E.build(lambda: companion.models.mlp(2, 2, depth=2, width=8), [0, 1, 2]).size == 3
