@@ -1,6 +1,6 @@
 # Two commands for a fresh machine (see README.md for the prerequisites and every target):
 #   make book   build the site into _build/html (does nothing if _build/book.key matches the sources; FORCE=1 rebuilds)
-#   make test   unit tests, the book (reused when up to date), nbval, robustness and browser checks
+#   make test   unit tests, the book (reused when up to date), catalogues, nbval, robustness and browser checks
 # Each creates .venv from requirements.txt by itself.
 # TORCH_INDEX=https://download.pytorch.org/whl/cpu installs the CPU build of torch (no CUDA) first.
 
@@ -21,7 +21,7 @@ IPYTHON_CONFIG := _build/ipython/profile_default/ipython_kernel_config.py
 TORCH_INDEX ?=
 FORCE ?= 0
 
-.PHONY: book test unit notebooks-check robustness-check browser-check chapter notebooks wheel bench clean
+.PHONY: book test unit catalogues-check catalogues notebooks-check robustness-check browser-check chapter notebooks wheel bench clean
 
 MATHJAX := _build/mathjax/.version
 
@@ -45,7 +45,9 @@ $(MATHJAX): scripts/fetch_mathjax.sh
 
 # Every chapter is executed afresh, two kernels at a time, into the execution cache that the
 # build then reads (Jupyter Book alone executes one chapter after the other). The build also
-# makes the companion wheel and the reader notebooks (book/_ext). Skipped when _build/book.key
+# makes the companion wheel and the reader notebooks (book/_ext). Then, from the same cache
+# (nothing executed again): the translation templates (_build/gettext) and the Chinese
+# edition (_build/html/zh), both with warnings as errors (scripts/build_edition.py). Skipped when _build/book.key
 # holds the hash of the current sources (scripts/build_key.py): the hash of the sources as they
 # were when the build started, written only after it succeeded; FORCE=1 rebuilds anyway.
 book: $(STAMP) $(MATHJAX) $(IPYTHON_CONFIG)
@@ -56,6 +58,7 @@ book: $(STAMP) $(MATHJAX) $(IPYTHON_CONFIG)
 	    key=$$($(BIN)/python scripts/build_key.py); \
 	    $(BIN)/python scripts/preexecute.py --jobs 2; \
 	    $(BIN)/jupyter-book build . --all -W -n --keep-going --quiet; \
+	    $(BIN)/python scripts/build_edition.py gettext zh; \
 	    echo "$$key" > _build/book.key; \
 	fi
 
@@ -81,7 +84,17 @@ browser-check: $(STAMP)
 robustness-check: $(STAMP) $(IPYTHON_CONFIG)
 	$(BIN)/python scripts/robustness_check.py --jobs 2
 
-test: unit book notebooks-check robustness-check browser-check
+# The Chinese edition's catalogues against the templates of the current sources: fails on an
+# untranslated, fuzzy or stale message, lost markup, or a glossary term not used (locales/).
+catalogues-check: book
+	$(BIN)/python scripts/catalogues.py check
+
+# For translators: merge the current English into locales/ (new sentences untranslated,
+# changed ones fuzzy), then translate them (see CONTRIBUTING.md, "Translating").
+catalogues: book
+	$(BIN)/python scripts/catalogues.py update
+
+test: unit book catalogues-check notebooks-check robustness-check browser-check
 
 # For authors: execute and time one edited chapter, then update the site around it (an incremental
 # build that finds the chapter already executed: seconds), e.g.

@@ -1,7 +1,8 @@
 """Build the book in another builder or language from the same sources and execution cache.
 
-Usage: python scripts/build_edition.py zh       the Chinese site into _build/html/zh
-       python scripts/build_edition.py gettext  the message templates (.pot) into _build/gettext
+Usage: python scripts/build_edition.py zh          the Chinese site into _build/html/zh
+       python scripts/build_edition.py gettext     the message templates (.pot) into _build/gettext
+       python scripts/build_edition.py gettext zh  both at once, one process each (`make book`)
 
 Run after `jupyter-book build` (``make book`` does both): it reads the executed notebooks
 from the jupyter-cache that build filled, so no chapter is executed a second time, and
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -56,10 +58,15 @@ def build(builder: str, out: Path, doctrees: Path, overrides: dict[str, object])
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("edition", choices=["gettext", *LANGUAGES])
+    parser.add_argument("edition", nargs="+", choices=["gettext", *LANGUAGES],
+                        help="several: built at the same time, one process each")
     args = parser.parse_args()
     if not CACHE.is_dir():
         parser.error(f"no execution cache at {CACHE}: run `make book` first")
+    if len(args.edition) > 1:
+        builds = [subprocess.Popen([sys.executable, __file__, edition]) for edition in args.edition]
+        return max(build.wait() for build in builds)
+    args.edition = args.edition[0]
     start = time.perf_counter()
     overrides = common_overrides()
     if args.edition == "gettext":

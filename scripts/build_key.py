@@ -12,7 +12,7 @@ rebuilds anyway.
 
 The key is the sha256 of the relative path and content of every file that can change the
 built site: the TOC and config, every file under ``book/`` (chapters, data, bibliography,
-site extensions and static files), the ``companion`` package, the lock and
+site extensions and static files), the Chinese edition's catalogues, the ``companion`` package, the lock and
 ``pyproject.toml``, and the scripts the build runs; plus the environment variables that
 change what the chapters compute.
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 KEY_FILE = ROOT / "_build" / "book.key"
 FILES = ["_config.yml", "_toc.yml", "requirements.txt", "pyproject.toml", "README.md", "Makefile"]
-FOLDERS = ["book", "companion", "scripts"]
+FOLDERS = ["book", "companion", "scripts", "locales"]
 SKIPPED_PARTS = {"__pycache__", ".ipynb_checkpoints", ".pytest_cache"}
 # Read by the chapters or by torch/BLAS when the book executes (the build runs one thread).
 ENVIRONMENT = ["COMPANION_SEED_OFFSET", "MKL_CBWR", "ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS", "PYTHONHASHSEED"]

@@ -49,6 +49,8 @@ CATALOGUES = ROOT / "locales" / LANGUAGE / "LC_MESSAGES"
 TEMPLATES = ROOT / "_build" / "gettext"
 GLOSSARY = ROOT / "book" / "appendix" / "20_glossary.md"
 SITE_CATALOGUE = "site.po"
+# Interface words that Chinese writes as English does.
+SAME_IN_CHINESE: set[str] = set()
 PROJECT = "Gradients and Regularization, Corrected"
 
 # {role}`target` -- with "Title <target>" the title is translated, the target kept.
@@ -159,9 +161,9 @@ def templates() -> dict[Path, Catalog]:
 
 def site_words() -> list[str]:
     sys.path.insert(0, str(ROOT / "book" / "_ext"))
-    from edition import INTERFACE_WORDS
+    from edition import GLUED_WORDS, INTERFACE_WORDS
 
-    return list(INTERFACE_WORDS)
+    return list(INTERFACE_WORDS) + list(GLUED_WORDS)
 
 
 def update() -> int:
@@ -219,7 +221,9 @@ def check() -> int:
                 problems.append(f"{short}: untranslated")
             elif message.fuzzy:
                 problems.append(f"{short}: fuzzy (the English changed; review the Chinese)")
-            elif needs_translation(message.id) and not _CJK.search(message.string):
+            elif relative == Path(SITE_CATALOGUE) and message.string == message.id and message.id not in SAME_IN_CHINESE:
+                problems.append(f"{short}: the 'translation' is the English")
+            elif relative != Path(SITE_CATALOGUE) and needs_translation(message.id) and not _CJK.search(message.string):
                 problems.append(f"{short}: the 'translation' has no Chinese")
             else:
                 problems += [f"{short}: {p}" for p in markup_problems(message.id, message.string)]
