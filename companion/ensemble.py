@@ -129,14 +129,24 @@ def _check_same_structure(models: list[nn.Module]) -> None:
                 )
 
 
-def build(factory: Callable[[], nn.Module], seeds: Sequence[int], *, device: torch.device | str | None = None) -> Ensemble:
+def build(
+    factory: Callable[[], nn.Module],
+    seeds: Sequence[int],
+    *,
+    device: torch.device | str | None = None,
+    same_initialization: bool = False,
+) -> Ensemble:
     """One member per seed: ``seed_everything(seed)`` then ``factory()``, stacked.
 
     Args:
-        factory: called once per seed with no arguments; returns a fresh module.
+        factory: called once per seed with no arguments; returns a fresh module. It must not
+            seed the random generators itself: members that come out identical raise
+            ``ValueError`` (the seeds would have been ignored), unless ``same_initialization``.
         seeds: two or more distinct non-negative logical seeds (``COMPANION_SEED_OFFSET``
             is added, as everywhere in the companion).
         device: where the stacked parameters live (default: where ``factory`` put them).
+        same_initialization: allow identical members, for an experiment that isolates another
+            source of randomness (dropout masks, batch order) on purpose.
 
     Example:
         >>> ens = build(lambda: companion.models.mlp(2, 2, depth=4, width=16), seeds=range(5))
@@ -149,7 +159,8 @@ def build(factory: Callable[[], nn.Module], seeds: Sequence[int], *, device: tor
         if not isinstance(model, nn.Module):
             raise TypeError(f"factory must return an nn.Module, got {type(model).__name__}")
         models.append(model if device is None else model.to(device))
-    _check_members_differ(models, seeds)
+    if not same_initialization:
+        _check_members_differ(models, seeds)
     return Ensemble(models)
 
 

@@ -255,6 +255,7 @@ def run_trials(
     patience: int | None = None,
     curves: Sequence[str] = ("val",),
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    same_initialization: bool = False,
 ) -> Trials:
     """Train ``factory()`` once per seed, all seeds together, with full-batch Adam; score every split.
 
@@ -287,6 +288,8 @@ def run_trials(
             :class:`TrialHistory`; the others only at the end, which is cheaper
             (an evaluation of 360 digits costs more than a step on 100).
         loss_fn: the mean loss of one model's outputs; default ``nn.CrossEntropyLoss()``.
+        same_initialization: allow a ``factory`` that builds the same model for every seed
+            (see :func:`companion.ensemble.build`), to isolate the other random streams.
 
     Returns:
         :class:`Trials`: one :class:`SeedResult` per seed, in the order of ``seeds``.
@@ -295,7 +298,7 @@ def run_trials(
         factory, data, seeds, epochs, lr, l1, l2, augment, patience, curves)
     loss_fn = nn.CrossEntropyLoss() if loss_fn is None else loss_fn
     x, y = data.train
-    ens = build(factory, seeds, device=x.device)
+    ens = build(factory, seeds, device=x.device, same_initialization=same_initialization)
     opt = torch.optim.Adam(ens.parameters(), lr=lr, foreach=True)
     weights = [p for _, p in ens.weights()]
     gens = [generator(s) for s in seeds] if augment is not None else None

@@ -14,7 +14,12 @@ to choose another) opens the page through Playwright. A page fails on
 - an image that did not load;
 - a math element that MathJax did not typeset, or typeset as an error;
 - an exercise solution visible before its toggle is clicked, or a toggle that does not
-  reveal it (checked on the first solution of each page).
+  reveal it (checked on the first solution of each page);
+- in the Chinese edition (``zh/``), a title drawn without a CJK font.
+
+File-level tests also check that both editions have every page, that ``<html lang>`` is
+``en`` or ``zh-CN``, and that each page's language switch leads to the same page in the
+other edition; a browser test searches each edition for two of its words.
 
 A screenshot of each page (first 1280x2400 pixels) goes to ``_build/screenshots/``.
 Without Chromium the browser tests fail when ``CI=true`` and are skipped loudly otherwise.
@@ -23,6 +28,7 @@ Without Chromium the browser tests fail when ``CI=true`` and are skipped loudly 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from collections.abc import Iterator
@@ -95,6 +101,41 @@ def test_named_figures_are_on_their_pages():
     assert not problems, "\n".join(problems)
 
 
+# The Chinese edition is published under zh/ of the English site (scripts/build_edition.py).
+EDITIONS = {"": "en", "zh/": "zh-CN"}
+_SWITCH = re.compile(r'<a href="([^"]+)" hreflang="([^"]+)"[^>]*class="btn btn-sm btn-language-switch"')
+_HTML_LANG = re.compile(r"<html[^>]*\slang=\"([^\"]+)\"")
+
+
+def _edition(relative: str) -> str:
+    return "zh/" if relative.startswith("zh/") else ""
+
+
+def test_both_editions_have_every_page():
+    english = {p for p in PAGES if not _edition(p)}
+    chinese = {p.removeprefix("zh/") for p in PAGES if _edition(p)}
+    assert english == chinese, f"only English: {sorted(english - chinese)}; only Chinese: {sorted(chinese - english)}"
+
+
+@pytest.mark.parametrize("relative", PAGES)
+def test_language_and_switch(relative):
+    """<html lang> per edition; one switch, leading to the same page in the other edition."""
+    html = (SITE / relative).read_text(encoding="utf-8")
+    edition = _edition(relative)
+    if 'http-equiv="Refresh"' in html and "<html" not in html:
+        return  # index.html: only a redirect to the first page
+    assert _HTML_LANG.search(html) and _HTML_LANG.search(html).group(1) == EDITIONS[edition], relative
+    if relative.endswith(("genindex.html", "search.html")):
+        return  # generated pages have no article header
+    switches = _SWITCH.findall(html)
+    assert len(switches) == 1, f"{relative}: {len(switches)} language switches"
+    url, hreflang = switches[0]
+    other = "" if edition else "zh/"
+    target = os.path.normpath((SITE / relative).parent / url)
+    assert target == str(SITE / other / relative.removeprefix(edition)), f"{relative}: switch leads to {url}"
+    assert hreflang == EDITIONS[other]
+
+
 def _chromium() -> str:
     for name in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
         if name and shutil.which(name):
@@ -163,6 +204,36 @@ def _probe(page) -> dict:
     return page.evaluate(PAGE_PROBE)
 
 
+def _fonts_of(page, selector: str) -> list[str]:
+    """The platform fonts Chromium used to draw the text of the first element matching selector."""
+    session = page.context.new_cdp_session(page)
+    session.send("DOM.enable")
+    session.send("CSS.enable")
+    root = session.send("DOM.getDocument")["root"]["nodeId"]
+    node = session.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
+    if not node:
+        return []
+    fonts = session.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+    return [font["familyName"] for font in fonts if font["glyphCount"]]
+
+
+@pytest.mark.parametrize(("query", "edition"), [("gradient", ""), ("regularization", ""), ("梯度", "zh/"), ("正则化", "zh/"), ("梯度爆炸", "zh/")])
+def test_search_finds_words(browser, query, edition):
+    """The site's search (Sphinx's index; jieba splits the Chinese words) finds pages."""
+    chromium, base = browser
+    page = chromium.new_page()
+    try:
+        page.goto(f"{base}/{edition}search.html?q={query}", wait_until="load")
+        page.wait_for_function(
+            "() => document.querySelector('#search-results p') && "
+            "!document.querySelector('#search-results h2')?.textContent.includes('Searching')",
+            timeout=30_000)
+        found = page.locator("#search-results ul.search li").count()
+    finally:
+        page.close()
+    assert found >= 5, f"search for {query!r} in {edition or 'en/'} found {found} pages"
+
+
 @pytest.mark.parametrize("relative", PAGES)
 def test_page_shows_no_problem(browser, relative):
     chromium, base = browser
@@ -183,6 +254,10 @@ def test_page_shows_no_problem(browser, relative):
         if info["toggleWorks"] is False:
             problems.append("the first solution's toggle does not reveal it (no button, or nothing shown)")
         problems += [f"image did not load: {src}" for src in info["brokenImages"]]
+        if _edition(relative) and page.locator("article h1").count():
+            fonts = _fonts_of(page, "article h1")  # the Chinese title must be drawn in a CJK font
+            if not any("CJK" in name or "Hei" in name or "Song" in name for name in fonts):
+                problems.append(f"the Chinese title is drawn without a CJK font: {fonts}")
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.set_viewport_size({"width": WIDTH, "height": min(max(info["height"], 900), MAX_HEIGHT)})
         page.evaluate("window.scrollTo(0, 0)")

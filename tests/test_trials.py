@@ -89,8 +89,10 @@ def test_dropout_masks_differ_between_members():
             return companion.models.mlp(16, 4, depth=2, width=24, dropout=dropout)
         return make
     data = _data()
-    with_masks = run_trials(constant(0.5), data, seeds=[0, 1, 2], epochs=1, curves=())
-    without = run_trials(constant(0.0), data, seeds=[0, 1, 2], epochs=1, curves=())
+    with_masks = run_trials(constant(0.5), data, seeds=[0, 1, 2], epochs=1, curves=(), same_initialization=True)
+    without = run_trials(constant(0.0), data, seeds=[0, 1, 2], epochs=1, curves=(), same_initialization=True)
+    with pytest.raises(ValueError, match="identical members"):   # by accident, it is an error
+        run_trials(constant(0.0), data, seeds=[0, 1, 2], epochs=1, curves=())
     assert len({r.history.train_loss[0] for r in with_masks.runs}) == 3
     assert len({r.history.train_loss[0] for r in without.runs}) == 1
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -232,14 +233,37 @@ def _gnu_translations(lang: str, messages: dict[str, str]) -> gettext.GNUTransla
     return gettext.GNUTranslations(buffer)
 
 
+def _search_terms(app: Sphinx, config: Any) -> None:
+    """Teach the Chinese search index the glossary's terms.
+
+    Sphinx splits Chinese text into words with jieba, whose general dictionary cuts a term
+    such as 正则化 into 正则 + 化, so a search for the term found one page. The glossary's
+    Chinese terms become a jieba user dictionary (``html_search_options["dict"]``): each
+    term is then indexed as a word, besides its parts.
+    """
+    import logging as std_logging
+
+    import jieba
+
+    jieba.setLogLevel(std_logging.WARNING)  # its start-up chatter
+    scripts = str(Path(__file__).resolve().parents[2] / "scripts")
+    if scripts not in sys.path:
+        sys.path.insert(0, scripts)
+    from catalogues import glossary_terms
+
+    words = set()
+    for chinese in glossary_terms().values():
+        words.add(chinese.replace(" ", ""))
+        words.update(re.findall(r"[\u4e00-\u9fff]{2,}", chinese))
+    path = Path(app.outdir).parent / "search-terms.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{word} 100000\n" for word in sorted(words)), encoding="utf-8")
+    config.html_search_options = {**(config.html_search_options or {}), "dict": str(path)}
+
+
 def _translate_configuration(app: Sphinx, config: Any) -> None:
     if language(app).startswith("zh"):
-        # Sphinx's Chinese search index splits words with jieba; keep its start-up chatter quiet.
-        import logging as std_logging
-
-        import jieba
-
-        jieba.setLogLevel(std_logging.WARNING)
+        _search_terms(app, config)
     messages = site_messages(app)
     if not messages:
         return
