@@ -79,7 +79,12 @@ def main() -> int:
         # notebooks next to the output folder, which must not be inside the English site.
         staging = BUILD / f"edition-{args.edition}" / "html"
         shutil.rmtree(staging, ignore_errors=True)
-        overrides |= {"language": language}
+        # Sphinx compiles each catalogue (.po) into a .mo beside it: work on a copy, so that
+        # the repository's locales/ holds only the sources.
+        locales = BUILD / f"edition-{args.edition}" / "locales"
+        shutil.rmtree(locales, ignore_errors=True)
+        shutil.copytree(LOCALES, locales, ignore=shutil.ignore_patterns("*.mo"))
+        overrides |= {"language": language, "locale_dirs": [str(locales)]}
         status = build("html", staging, BUILD / f"edition-{args.edition}" / ".doctrees", overrides)
         if status == 0:
             target = BUILD / "html" / args.edition
