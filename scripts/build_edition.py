@@ -45,14 +45,27 @@ def common_overrides() -> dict[str, object]:
     }
 
 
+def cache_records() -> set[int]:
+    from jupyter_cache import get_cache
+
+    return {record.pk for record in get_cache(CACHE).list_cache_records()}
+
+
 def build(builder: str, out: Path, doctrees: Path, overrides: dict[str, object]) -> int:
+    """One Sphinx build; fails if it had to execute a chapter (the cache must be complete)."""
     from jupyter_book.sphinx import build_sphinx
 
+    before = cache_records()
     result = build_sphinx(
         ROOT, out, noconfig=True, path_config=ROOT / "_config.yml", confoverrides=overrides,
         builder=builder, doctreedir=doctrees, warningiserror=True, keep_going=True,
         freshenv=True, force_all=True, quiet=True,
     )
+    executed = cache_records() - before
+    if executed:
+        print(f"build_edition ({builder} into {out}): {len(executed)} chapter(s) were executed again; the execution "
+              "cache was not filled by this build's `make book`", file=sys.stderr)
+        return 1
     return result if isinstance(result, int) else 1
 
 
