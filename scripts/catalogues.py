@@ -21,6 +21,8 @@ as the site) and merges every template into its catalogue under
 - translates a message without its markup: every role target (``{ref}``, ``{glue:text}``,
   ``{cite}``, ...), every piece of inline code and every formula of the English must appear
   in the Chinese (formulas may translate the words of their ``\\text{...}``);
+- starts with Markdown block syntax ("1. ", "- ", "> ", "# ", "|"): Sphinx would parse the
+  translation as a list, quote or heading and silently keep the English;
 - uses another word than the glossary's for one of its terms: where the English says a
   glossary term, the Chinese says the glossary's Chinese term (``book/appendix/20_glossary.md``
   is the one list of terms both editions use).
@@ -61,6 +63,9 @@ _TEXT_IN_MATH = re.compile(r"\\(?:text|mathrm|textrm|operatorname\*?)\{[^{}]*\}"
 _GLOSSARY_TERM = re.compile(r"^(\S[^\n(]*?) \((.+)\)$", re.M)
 _LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
+# A translation is parsed as one paragraph (or title): one that opens a list, quote, heading
+# or table is not, and Sphinx silently keeps the English.
+_BLOCK_START = re.compile(r"^(\d+[.)] |[-*+>] |#{1,6} |\|)")
 
 
 def read(path: Path) -> Catalog:
@@ -225,6 +230,9 @@ def check() -> int:
                 problems.append(f"{short}: the 'translation' is the English")
             elif relative != Path(SITE_CATALOGUE) and needs_translation(message.id) and not _CJK.search(message.string):
                 problems.append(f"{short}: the 'translation' has no Chinese")
+            elif _BLOCK_START.match(message.string):
+                problems.append(f"{short}: starts with Markdown block syntax ({message.string[:4]!r}); Sphinx "
+                                "parses it as a list/quote/heading and shows the English instead")
             else:
                 problems += [f"{short}: {p}" for p in markup_problems(message.id, message.string)]
                 problems += [f"{short}: {p}" for p in term_problems(message.id, message.string, terms)]

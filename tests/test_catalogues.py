@@ -115,3 +115,9 @@ def test_export_and_import_round_trip(tmp_path):
     strings = {m.id: m.string for m in catalogues.read(po) if m.id}
     assert strings["The step $\\eta$ is {glue:text}`lr`."] == "步长 $\\eta$ 为 {glue:text}`lr`。"
     assert strings["\n\\eta < 2/L\n"] == "\n\\eta < 2/L\n"  # a formula is pre-filled with itself
+
+
+def test_a_translation_that_opens_a_block_is_a_problem():
+    # "1. ..." would be re-parsed as a numbered list and Sphinx would silently keep the English.
+    assert catalogues._BLOCK_START.match("1. 标题") and catalogues._BLOCK_START.match("- 条目")
+    assert not catalogues._BLOCK_START.match("1.5 倍") and not catalogues._BLOCK_START.match("$-x$ 的值")

@@ -17,7 +17,8 @@ catalogues in ``locales/zh_CN/LC_MESSAGES/`` (``scripts/build_edition.py zh``):
   of the English one.
 - Code, program output and docstrings stay as they are. Tables and text that a code cell
   prints (``Markdown(...)`` outputs included) are program output: their words and numbers come
-  from the run, so they are kept out of the catalogues, as are the companion's docstrings
+  from the run, so they are kept out of the catalogues (a figure's caption, written by the
+  author in the cell's metadata, is translated), as are the companion's docstrings
   that the API appendix shows (part of the code; they would otherwise be most of the
   messages of the book).
 """
@@ -38,6 +39,7 @@ from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from docutils import nodes
+from sphinx import addnodes
 from myst_nb.sphinx_ext import HideCodeCellNode
 from sphinx.application import Sphinx
 from myst_nb.ext.glue import directives as glue_directives
@@ -185,6 +187,42 @@ class _TranslationEnds(SphinxTransform):
         _translating.clear()
 
 
+class TocCaptions(SphinxTransform):
+    """Translate the captions of the table of contents ("Part I. The problem", ...).
+
+    sphinx-external-toc inserts the toctrees into the root page at priority 100, after
+    Sphinx's ``Locale`` transform (20) has translated the page: the gettext build extracts the
+    captions (it reads the finished page) but nothing translates them. This does, from the
+    same catalogue.
+    """
+
+    default_priority = 101
+
+    def apply(self, **kwargs: Any) -> None:
+        if language(self.app) == "en":
+            return
+        from sphinx.locale import init as init_locale
+        from sphinx.util.i18n import docname_to_domain
+
+        folders = [str(Path(self.app.srcdir, folder)) for folder in self.config.locale_dirs]
+        domain = docname_to_domain(self.env.docname, self.config.gettext_compact)
+        catalogue, found = init_locale(folders, self.config.language, domain)
+        if not found:
+            return
+        for toctree in self.document.findall(addnodes.toctree):
+            caption = toctree.get("caption")
+            if caption:
+                toctree["caption"] = catalogue.gettext(caption)
+
+
+def _in_caption(node: nodes.Node) -> bool:
+    while node is not None:
+        if isinstance(node, (nodes.caption, nodes.legend)):
+            return True
+        node = node.parent
+    return False
+
+
 class OutputStaysAsItIs(SphinxTransform):
     """Mark code-cell outputs and autodoc's docstring text as not translatable.
 
@@ -198,7 +236,8 @@ class OutputStaysAsItIs(SphinxTransform):
         for output in self.document.findall(nodes.container):
             if output.get("nb_element") == "cell_code_output":
                 for node in output.findall(nodes.TextElement):
-                    node["translatable"] = False
+                    if not _in_caption(node):  # a figure's caption is the author's text
+                        node["translatable"] = False
         for node in self.document.findall(nodes.TextElement):
             if "docstring of " in (node.source or ""):
                 node["translatable"] = False
@@ -408,6 +447,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("html-page-context", _language_switch)
     app.add_post_transform(FoldedCellPrompts)
     app.add_transform(OutputStaysAsItIs)
+    app.add_transform(TocCaptions)
     app.add_transform(_TranslationStarts)
     app.add_transform(_TranslationEnds)
     # The glue roles and directives call the lookup by the name they imported.
