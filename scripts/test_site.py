@@ -281,9 +281,10 @@ def test_search_finds_words(browser, query, edition):
     page = chromium.new_page()
     try:
         page.goto(f"{base}/{edition}search.html?q={query}", wait_until="load")
+        # Sphinx writes the summary ("Search finished, found N page(s)...", translated) only
+        # once every result is listed; until then it is empty.
         page.wait_for_function(
-            "() => document.querySelector('#search-results p') && "
-            "!document.querySelector('#search-results h2')?.textContent.includes('Searching')",
+            "() => (document.querySelector('#search-results p.search-summary')?.innerText || '').trim().length > 0",
             timeout=30_000)
         found = page.locator("#search-results ul.search li").count()
     finally:
