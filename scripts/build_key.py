@@ -40,7 +40,7 @@ def source_files(root: Path = ROOT) -> list[Path]:
     for folder in FOLDERS:
         files += [
             path for path in (root / folder).rglob("*")
-            if path.is_file() and not SKIPPED_PARTS & set(path.relative_to(root).parts) and path.suffix not in (".pyc", ".mo")
+            if path.is_file() and not SKIPPED_PARTS & set(path.relative_to(root).parts) and path.suffix != ".pyc"
         ]
     return sorted(set(files))
 

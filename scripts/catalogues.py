@@ -51,8 +51,6 @@ CATALOGUES = ROOT / "locales" / LANGUAGE / "LC_MESSAGES"
 TEMPLATES = ROOT / "_build" / "gettext"
 GLOSSARY = ROOT / "book" / "appendix" / "20_glossary.md"
 SITE_CATALOGUE = "site.po"
-# Interface words that Chinese writes as English does.
-SAME_IN_CHINESE: set[str] = set()
 PROJECT = "Gradients and Regularization, Corrected"
 
 # {role}`target` -- with "Title <target>" the title is translated, the target kept.
@@ -165,7 +163,9 @@ def templates() -> dict[Path, Catalog]:
 
 
 def site_words() -> list[str]:
-    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    extensions = str(ROOT / "book" / "_ext")
+    if extensions not in sys.path:
+        sys.path.insert(0, extensions)
     from edition import GLUED_WORDS, INTERFACE_WORDS
 
     return list(INTERFACE_WORDS) + list(GLUED_WORDS)
@@ -202,7 +202,8 @@ def check() -> int:
     terms = glossary_terms()
     problems: list[str] = []
     counted = Counter()
-    for path in sorted(CATALOGUES.rglob("*.po")):
+    catalogues = sorted(CATALOGUES.rglob("*.po"))
+    for path in catalogues:
         relative = path.relative_to(CATALOGUES)
         catalog = read(path)
         if relative == Path(SITE_CATALOGUE):
@@ -226,7 +227,7 @@ def check() -> int:
                 problems.append(f"{short}: untranslated")
             elif message.fuzzy:
                 problems.append(f"{short}: fuzzy (the English changed; review the Chinese)")
-            elif relative == Path(SITE_CATALOGUE) and message.string == message.id and message.id not in SAME_IN_CHINESE:
+            elif relative == Path(SITE_CATALOGUE) and message.string == message.id:
                 problems.append(f"{short}: the 'translation' is the English")
             elif relative != Path(SITE_CATALOGUE) and needs_translation(message.id) and not _CJK.search(message.string):
                 problems.append(f"{short}: the 'translation' has no Chinese")
@@ -238,11 +239,11 @@ def check() -> int:
                 problems += [f"{short}: {p}" for p in term_problems(message.id, message.string, terms)]
         for message in catalog.obsolete.values():
             problems.append(f"{relative}: stale, obsolete message {message.id[:80]!r}; remove it")
-    for relative in sorted(set(expected) - {p.relative_to(CATALOGUES) for p in CATALOGUES.rglob("*.po")}):
+    for relative in sorted(set(expected) - {p.relative_to(CATALOGUES) for p in catalogues}):
         problems.append(f"{relative}: no catalogue for this page")
     for problem in problems:
         print(problem)
-    print(f"catalogues: {counted['messages']} messages in {len(list(CATALOGUES.rglob('*.po')))} catalogues, "
+    print(f"catalogues: {counted['messages']} messages in {len(catalogues)} catalogues, "
           f"{len(problems)} problems")
     return 1 if problems else 0
 

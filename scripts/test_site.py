@@ -19,7 +19,7 @@ to choose another) opens the page through Playwright. A page fails on
 
 File-level tests also check that both editions have every page, that ``<html lang>`` is
 ``en`` or ``zh-CN``, and that each page's language switch leads to the same page in the
-other edition; a browser test searches each edition for two of its words.
+other edition; a browser test searches each edition for a few of its words.
 
 A screenshot of each page (first 1280x2400 pixels) goes to ``_build/screenshots/``.
 Without Chromium the browser tests fail when ``CI=true`` and are skipped loudly otherwise.

@@ -25,31 +25,31 @@ catalogues in ``locales/zh_CN/LC_MESSAGES/`` (``scripts/build_edition.py zh``):
 
 from __future__ import annotations
 
+import functools
+import gettext
+import io
 import json
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
-import gettext
-import io
-
 import sphinx.locale
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from docutils import nodes
-from sphinx import addnodes
-from myst_nb.sphinx_ext import HideCodeCellNode
-from sphinx.application import Sphinx
+from myst_nb.core.variables import VariableOutput
 from myst_nb.ext.glue import directives as glue_directives
 from myst_nb.ext.glue import roles as glue_roles
-from myst_nb.core.variables import VariableOutput
 from myst_nb.ext.glue.utils import RetrievalError
 from myst_nb.ext.glue.utils import retrieve_glue_data as _myst_retrieve_glue_data
-from sphinx.transforms import SphinxTransform, i18n
-from sphinx.util import logging
+from myst_nb.sphinx_ext import HideCodeCellNode
+from sphinx import addnodes
+from sphinx.application import Sphinx
+from sphinx.transforms import SphinxTransform
 from sphinx.transforms.post_transforms import SphinxPostTransform
+from sphinx.util import logging
 
 # Interface words of the theme and of the book's extensions that the Chinese edition
 # translates (catalogue locales/zh_CN/LC_MESSAGES/site.po; scripts/catalogues.py checks it).
@@ -91,7 +91,7 @@ INTERFACE_WORDS = (
 # translated too; short lowercase identifiers (scikit-learn's diabetes columns: bmi, s5) and
 # values without words ("1", "λ=0.1") stay.
 GLUED_WORDS = (
-    # companion.remedies.NAMES (tests/test_edition.py keeps the two lists equal)
+    # companion.remedies.NAMES (tests/test_catalogues.py checks that every one is here)
     "ReLU instead of a saturating activation",
     "Xavier/He initialization",
     "smaller learning rate",
@@ -169,7 +169,7 @@ class _TranslationStarts(SphinxTransform):
 
     def apply(self, **kwargs: Any) -> None:
         _translating.clear()
-        if not self.config.language or self.config.language == "en":
+        if language(self.app) == "en":
             return
         # Where myst-nb's parser has just written the page's glue data (myst_nb.sphinx_ext).
         glue = Path(self.app.outdir).parent / "jupyter_execute" / f"{self.env.docname}.glue.json"
@@ -199,7 +199,8 @@ class TocCaptions(SphinxTransform):
     default_priority = 101
 
     def apply(self, **kwargs: Any) -> None:
-        if language(self.app) == "en":
+        captioned = [toctree for toctree in self.document.findall(addnodes.toctree) if toctree.get("caption")]
+        if language(self.app) == "en" or not captioned:
             return
         from sphinx.locale import init as init_locale
         from sphinx.util.i18n import docname_to_domain
@@ -207,12 +208,9 @@ class TocCaptions(SphinxTransform):
         folders = [str(Path(self.app.srcdir, folder)) for folder in self.config.locale_dirs]
         domain = docname_to_domain(self.env.docname, self.config.gettext_compact)
         catalogue, found = init_locale(folders, self.config.language, domain)
-        if not found:
-            return
-        for toctree in self.document.findall(addnodes.toctree):
-            caption = toctree.get("caption")
-            if caption:
-                toctree["caption"] = catalogue.gettext(caption)
+        if found:
+            for toctree in captioned:
+                toctree["caption"] = catalogue.gettext(toctree["caption"])
 
 
 def _in_caption(node: nodes.Node) -> bool:
@@ -256,10 +254,16 @@ def site_messages(app: Sphinx) -> dict[str, str]:
     for folder in app.config.locale_dirs:
         path = Path(app.confdir or app.srcdir, folder, lang, "LC_MESSAGES", "site.po")
         if path.is_file():
-            with path.open("rb") as handle:
-                catalogue = read_po(handle, locale=lang)
-            messages |= {m.id: m.string for m in catalogue if m.id and m.string and not m.fuzzy}
+            messages |= _read_site_catalogue(str(path), lang)
     return messages
+
+
+@functools.cache
+def _read_site_catalogue(path: str, lang: str) -> dict[str, str]:
+    """One site.po, read once per process, i.e. per build (every page asks for the interface words)."""
+    with open(path, "rb") as handle:
+        catalogue = read_po(handle, locale=lang)
+    return {m.id: m.string for m in catalogue if m.id and m.string and not m.fuzzy}
 
 
 def _gnu_translations(lang: str, messages: dict[str, str]) -> gettext.GNUTranslations:
@@ -388,23 +392,6 @@ def _language_switch(app: Sphinx, pagename: str, templatename: str, context: dic
     )
 
 
-def _parse_translations_as_markdown() -> None:
-    """Parse each translated message with MyST's parser, not myst-nb's notebook parser.
-
-    Sphinx parses a translation with the parser of its page's file type; for a chapter that is
-    myst-nb's, which builds a whole notebook (and a renderer) for every message. A message is
-    one paragraph of Markdown: the plain MyST parser gives the same nodes (roles such as
-    ``{glue:text}`` are registered globally), in a fraction of the time.
-    """
-    original = i18n.get_filetype
-
-    def get_filetype(source_suffix: Any, filename: str) -> str:
-        filetype = original(source_suffix, filename)
-        return "markdown" if filetype == "myst-nb" else filetype
-
-    i18n.get_filetype = get_filetype
-
-
 class _Terms(list):
     """A list whose ``in`` is a set lookup."""
 
@@ -437,10 +424,6 @@ def _fast_chinese_search_index() -> None:
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
-    from myst_parser.parsers.sphinx_ import MystParser
-
-    app.add_source_parser(MystParser)  # file type "markdown"; .md pages stay myst-nb's
-    _parse_translations_as_markdown()
     _fast_chinese_search_index()
     app.connect("config-inited", _translate_configuration)
     app.connect("builder-inited", _interface_in_front)
